@@ -1,0 +1,253 @@
+"""Tests for genjax.data: the offline `digits` builder and the input pipeline."""
+
+import ml_collections
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+import tensorflow_datasets as tfds
+
+from genjax import data
+from genjax.data import digits
+from genjax.data import pipeline
+from genjax.errors import ConfigError, DataError
+
+HOST = {"process_index": 0, "process_count": 1}
+MOCKED = [name for name in data.DATASETS if name != "digits"]
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+  """A data_dir where `digits` is prepared once for the whole module."""
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  tfds.builder("digits", data_dir=data_dir).download_and_prepare()
+  return data_dir
+
+
+def _config(name="digits", image_size=32, data_dir="", **kwargs):
+  return ml_collections.ConfigDict(dict(
+      name=name, image_size=image_size, split="train", eval_split="test",
+      data_dir=data_dir, shuffle_buffer=2000, **kwargs))
+
+
+def _take(iterator, n):
+  return [next(iterator) for _ in range(n)]
+
+
+def _assert_batches_equal(a, b):
+  assert a.keys() == b.keys()
+  for key in a:
+    np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+# --- The digits builder ---
+
+
+def test_digits_builder_splits_and_features(digits_dir):
+  builder = tfds.builder("digits", data_dir=digits_dir)
+  splits = builder.info.splits
+  assert (splits["train"].num_examples, splits["test"].num_examples) == (
+      1500, 297)
+  target = load_digits().target
+  assert splits.total_num_examples == len(target) == 1797
+  for name, labels_expected in [("train", target[:1500]),
+                                ("test", target[1500:])]:
+    batch = tfds.as_numpy(builder.as_dataset(split=name, batch_size=-1))
+    images, labels = batch["image"], batch["label"]
+    assert images.shape == (len(labels_expected), 32, 32, 1)
+    assert images.dtype == np.uint8
+    assert images.min() == 0 and images.max() == 255
+    # Kept in scikit-learn's order: the split is by index.
+    np.testing.assert_array_equal(labels, labels_expected)
+  assert set(labels.tolist()) == set(range(10))
+
+
+def test_digits_upscale_is_smooth():
+  image8 = load_digits().images[0]
+  big = digits.upscale(image8)
+  assert big.shape == (32, 32, 1) and big.dtype == np.uint8
+  # Smooth, not nearest-neighbour: more distinct levels than the 8x8 has.
+  assert len(np.unique(big)) > 2 * len(np.unique(image8))
+  # Block means still follow the source image.
+  blocks = big[..., 0].reshape(8, 4, 8, 4).mean(axis=(1, 3))
+  assert np.corrcoef(blocks.ravel(), image8.ravel())[0, 1] > 0.95
+
+
+# --- Registry ---
+
+
+def test_image_shape_and_num_classes():
+  assert data.image_shape(_config(image_size=16)) == (16, 16, 1)
+  assert data.image_shape(_config("cifar10", 32)) == (32, 32, 3)
+  assert data.image_shape(_config("celeb_a", 64)) == (64, 64, 3)
+  expected = {"digits": 10, "mnist": 10, "cifar10": 10, "svhn_cropped": 10,
+              "stl10": 10, "imagenet32": 1000, "celeb_a": 0,
+              "oxford_flowers102": 102}
+  assert {name: data.num_classes(name) for name in data.DATASETS} == expected
+  assert data.num_classes("imagenet_resized/32x32") == 1000
+
+
+@pytest.mark.parametrize("size", [0, -8, "32", 3.0, True, None])
+def test_image_shape_rejects_bad_size(size):
+  with pytest.raises(ConfigError, match="image_size"):
+    data.image_shape(_config(image_size=size))
+
+
+def test_unknown_dataset_lists_known_names():
+  with pytest.raises(ConfigError) as info:
+    data.image_shape(_config("fashion_mnist"))
+  message = str(info.value)
+  assert "fashion_mnist" in message and "\n" not in message
+  assert all(name in message for name in data.DATASETS)
+  with pytest.raises(ConfigError):
+    data.num_classes("fashion_mnist")
+  with pytest.raises(ConfigError):
+    data.create_dataset(_config("fashion_mnist"), batch_size=2, seed=0, **HOST)
+
+
+# --- Pipeline on digits ---
+
+
+@pytest.mark.parametrize("size", [32, 16])
+def test_batches_have_the_promised_format(digits_dir, size):
+  batch = next(data.create_dataset(
+      _config(image_size=size, data_dir=digits_dir), batch_size=8, seed=0,
+      **HOST))
+  assert set(batch) == {"image", "label"}
+  image, label = batch["image"], batch["label"]
+  assert image.shape == (8, size, size, 1) and image.dtype == np.float32
+  assert -1.0 <= image.min() < image.max() <= 1.0
+  assert label.shape == (8,) and label.dtype == np.int32
+  assert ((0 <= label) & (label < 10)).all()
+  if size == 32:  # No resize: exactly the stored pixels, rescaled.
+    np.testing.assert_allclose((image + 1) * 127.5,
+                               np.round((image + 1) * 127.5), atol=1e-3)
+
+
+def test_same_seed_same_batches_other_seed_other_order(digits_dir):
+  config = _config(image_size=16, data_dir=digits_dir)
+  make = lambda seed: _take(data.create_dataset(
+      config, batch_size=32, seed=seed, **HOST), 3)
+  first, again, other = make(0), make(0), make(1)
+  for a, b in zip(first, again):
+    _assert_batches_equal(a, b)
+  assert not np.array_equal(first[0]["image"], other[0]["image"])
+
+
+@pytest.mark.parametrize("k", [3, 25])  # 25 * 64 > 1500: a later epoch.
+def test_skip_batches_equals_dropping_them(digits_dir, k):
+  config = _config(image_size=16, data_dir=digits_dir)
+  full = _take(data.create_dataset(config, batch_size=64, seed=7, **HOST),
+               k + 3)
+  resumed = _take(data.create_dataset(config, batch_size=64, seed=7,
+                                      skip_batches=k, **HOST), 3)
+  for a, b in zip(full[k:], resumed):
+    _assert_batches_equal(a, b)
+
+
+def test_each_epoch_is_a_fresh_permutation(digits_dir):
+  config = _config(image_size=8, data_dir=digits_dir)
+  batches = _take(data.create_dataset(config, batch_size=100, seed=3, **HOST),
+                  30)
+  labels = np.concatenate([b["label"] for b in batches])
+  images = np.concatenate([b["image"] for b in batches])
+  epoch0, epoch1 = labels[:1500], labels[1500:]
+  target = load_digits().target[:1500]
+  for epoch in (epoch0, epoch1):
+    np.testing.assert_array_equal(np.sort(epoch), np.sort(target))
+  assert not np.array_equal(epoch0, epoch1)
+  assert not np.array_equal(epoch0, target)  # Shuffled at all.
+  # Every image exactly once per epoch.
+  assert len(np.unique(images[:1500].reshape(1500, -1), axis=0)) == len(
+      np.unique(load_digits().images[:1500].reshape(1500, -1), axis=0))
+
+
+def test_eval_is_one_ordered_pass(digits_dir):
+  config = _config(image_size=16, data_dir=digits_dir)
+  batches = list(data.create_dataset(config, batch_size=64, seed=0,
+                                     train=False, **HOST))
+  assert [len(b["label"]) for b in batches] == [64] * 4 + [41]
+  labels = np.concatenate([b["label"] for b in batches])
+  np.testing.assert_array_equal(labels, load_digits().target[1500:])
+
+
+def test_hosts_read_disjoint_parts(digits_dir):
+  config = _config(image_size=16, data_dir=digits_dir)
+  parts = [np.concatenate([b["label"] for b in data.create_dataset(
+      config, batch_size=64, seed=0, train=False, process_index=i,
+      process_count=2)]) for i in range(2)]
+  assert abs(len(parts[0]) - len(parts[1])) <= 1
+  np.testing.assert_array_equal(np.concatenate(parts),
+                                load_digits().target[1500:])
+  train = [next(data.create_dataset(config, batch_size=16, seed=0,
+                                    process_index=i, process_count=2))
+           for i in range(2)]
+  assert not np.array_equal(train[0]["image"], train[1]["image"])
+
+
+def test_default_process_index(digits_dir):
+  batch = next(data.create_dataset(_config(data_dir=digits_dir), batch_size=4,
+                                   seed=0))
+  assert batch["image"].shape == (4, 32, 32, 1)
+
+
+def test_unknown_split_names_the_available_ones(digits_dir):
+  with pytest.raises(DataError) as info:
+    data.create_dataset(_config(data_dir=digits_dir), batch_size=4, seed=0,
+                        split="validation", **HOST)
+  message = str(info.value)
+  assert "validation" in message and "test, train" in message
+  assert "\n" not in message
+
+
+def test_bad_batch_arguments(digits_dir):
+  config = _config(data_dir=digits_dir)
+  with pytest.raises(ConfigError, match="batch_size"):
+    data.create_dataset(config, batch_size=0, seed=0, **HOST)
+  with pytest.raises(ConfigError, match="skip_batches"):
+    data.create_dataset(config, batch_size=4, seed=0, skip_batches=-1, **HOST)
+
+
+def test_split_aliases():
+  spec = data.DATASETS["stl10"]
+  assert pipeline._canonical_split(spec, "unlabeled") == "unlabelled"
+  assert pipeline._canonical_split(spec, "train+unlabeled[:10%]") == (
+      "train+unlabelled[:10%]")
+
+
+# --- Download-only datasets, through tfds.testing.mock_data ---
+
+
+@pytest.mark.parametrize("name", MOCKED)
+def test_mocked_dataset_batches(name, tmp_path):
+  config = _config(name, image_size=24, data_dir=str(tmp_path))
+  channels = data.image_shape(config)[-1]
+  with tfds.testing.mock_data(num_examples=6):
+    train = _take(data.create_dataset(config, batch_size=4, seed=0, **HOST), 2)
+    evals = list(data.create_dataset(config, batch_size=4, seed=0,
+                                     train=False, **HOST))
+  assert [len(b["label"]) for b in evals] == [4, 2]
+  for batch in train + evals:
+    n = len(batch["label"])
+    image, label = batch["image"], batch["label"]
+    assert image.shape == (n, 24, 24, channels) and image.dtype == np.float32
+    assert -1.0 <= image.min() < image.max() <= 1.0
+    assert label.dtype == np.int32
+    assert ((0 <= label) & (label < max(data.num_classes(name), 1))).all()
+    if name == "celeb_a":
+      attributes = batch["attributes"]
+      assert attributes.shape == (n, 40) and attributes.dtype == np.float32
+      assert set(np.unique(attributes)) <= {0.0, 1.0}
+    else:
+      assert "attributes" not in batch
+
+
+@pytest.mark.parametrize("name", ["cifar10", "celeb_a", "imagenet32"])
+def test_not_prepared_is_one_actionable_line(name, tmp_path):
+  config = _config(name, data_dir=str(tmp_path))
+  with pytest.raises(DataError) as info:
+    data.create_dataset(config, batch_size=4, seed=0, **HOST)
+  message = str(info.value)
+  assert "\n" not in message
+  assert f"'{name}'" in message and str(tmp_path) in message
+  assert "download_and_prepare" in message
+  assert list(tmp_path.iterdir()) == []  # Nothing was downloaded.
