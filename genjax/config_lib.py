@@ -1,0 +1,105 @@
+"""The config sections every method shares, preset selection and validation at start.
+
+A config file in configs/ builds on `base_config`, adds its method's `model`, `loss` and `optim` slots
+and its presets, and returns a locked ConfigDict so a mistyped key is an error, not a silent default.
+"""
+
+import importlib.util
+import math
+import os
+from typing import Callable
+
+import jax
+import ml_collections
+
+from genjax.errors import ConfigError
+from genjax.optim import OPTIMIZERS
+
+DTYPES = ("float32", "bfloat16")
+
+
+def base_config(method: str) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.method = method
+  config.seed = 0
+  config.batch_size = 64                  # global: split over all devices and hosts
+  config.dtype = "float32"                # compute dtype; params, optimizer states and losses stay float32
+
+  config.data = ml_collections.ConfigDict(dict(
+      name="digits", image_size=32, split="train", eval_split="test", data_dir="", shuffle_buffer=10_000))
+  config.model = ml_collections.ConfigDict()
+  config.loss = ml_collections.ConfigDict()
+  config.optim = ml_collections.ConfigDict()
+
+  config.train = ml_collections.ConfigDict(dict(
+      num_steps=2_000,
+      log_every=100,          # scalars to TensorBoard and the log
+      image_every=500,        # sample / reconstruction grids to TensorBoard
+      checkpoint_every=500,
+      keep_checkpoints=3,
+      num_image_samples=64,   # size of the fixed-noise sample grid
+  ))
+  return config
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """`path/to/config.py[:preset]` → its ConfigDict, as `--config=` would give it (for your own scripts)."""
+  path, _, preset = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ConfigError(f"cannot read the config file {path!r}: pass configs/<method>.py[:preset]")
+  module_spec = importlib.util.spec_from_file_location(f"genjax_config_{os.path.basename(path)[:-3]}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(preset)
+
+
+def select_preset(arg: str, config: ml_collections.ConfigDict,
+                  presets: dict[str, Callable[[ml_collections.ConfigDict], None]]) -> ml_collections.ConfigDict:
+  """Applies preset `arg` ("" = the offline default) and locks the config."""
+  if arg not in presets:
+    known = ", ".join(repr(p) for p in presets)
+    raise ConfigError(f"unknown preset {arg!r} for method {config.method!r}; presets: {known}")
+  presets[arg](config)
+  config.lock()
+  return config
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+  """Raises ConfigError naming the first invalid value."""
+  from genjax import data, methods  # imported here: both import configs' dependencies lazily
+  method = methods.get_method(config.method)
+  image_shape = data.image_shape(config.data)
+  num_devices = num_devices or jax.device_count()
+  _check(config.batch_size > 0, f"batch_size must be positive, got {config.batch_size}")
+  _check(config.batch_size % num_devices == 0,
+         f"batch_size {config.batch_size} is not divisible by the {num_devices} devices; "
+         f"use a multiple of {num_devices}")
+  _check(config.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {config.dtype!r}")
+  for key in ("num_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints",
+              "num_image_samples"):
+    low = 0 if key == "num_steps" else 1
+    _check(config.train[key] >= low, f"train.{key} must be >= {low}, got {config.train[key]}")
+  for slot, opt in config.optim.items():
+    _check(opt.name in OPTIMIZERS, f"optim.{slot}.name must be one of {OPTIMIZERS}, got {opt.name!r}")
+    _check(math.isfinite(opt.lr) and opt.lr > 0, f"optim.{slot}.lr must be a positive number, got {opt.lr}")
+  for key, value in config.loss.items():
+    if isinstance(value, float):
+      _check(math.isfinite(value), f"loss.{key} must be finite, got {value}")
+  if hasattr(method, "validate"):
+    method.validate(config, image_shape)
+
+
+def check_nonnegative(section, keys, prefix: str) -> None:
+  """Weights and gains that the paper defines as >= 0."""
+  for key in keys:
+    _check(section[key] >= 0, f"{prefix}.{key} must be >= 0, got {section[key]}")
+
+
+def _check(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(message)
+
+
+def scale_width(channels, width: float) -> tuple[int, ...]:
+  """Paper channel counts times `width` (presets keep the paper's numbers; one knob shrinks them)."""
+  return tuple(max(1, int(round(c * width))) for c in channels)

@@ -1,0 +1,61 @@
+"""Variational autoencoder (Kingma & Welling 2014), the baseline every hybrid here improves on.
+
+    L(x) = −E_q(z|x)[log p(x|z)] + β·KL(q(z|x) ‖ N(0, I))          (K&W eq. 10, β = 1)
+
+p(x|z) is Gaussian with mean dec(z) and one learned log σ shared by all pixels (or a fixed one):
+learning σ balances the two terms by maximum likelihood instead of by a hand-tuned weight.
+One optimizer slot, "vae", trains encoder, decoder and σ together.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from genjax import losses, optim
+from genjax.methods import common
+from genjax.methods.common import encode, generate, reconstruct  # noqa: F401  (the method's API)
+from genjax.state import TrainState
+
+SIGMA = "pixel_log_sigma"
+
+
+def validate(config, image_shape) -> None:
+  common.check_downsampling(image_shape, len(config.model.decoder_channels))
+
+
+def init_state(config, rng: jax.Array, batch) -> TrainState:
+  image_shape = batch["image"].shape[1:]
+  models = common.larsen_autoencoder(config, image_shape)
+  z = jnp.zeros((1, config.model.latent_dim))
+  params, batch_stats = common.init_networks(
+      models, rng, {"encoder": (batch["image"][:1],), "decoder": (z,)})
+  nets = ("encoder", "decoder")
+  if config.loss.learn_sigma:
+    params[SIGMA] = jnp.asarray(config.loss.log_sigma, jnp.float32)
+    nets += (SIGMA,)
+  return TrainState.create(params=params, batch_stats=batch_stats, models=models,
+                           tx={"vae": optim.make_optimizer(config.optim.vae)}, slots={"vae": nets},
+                           rng=jax.random.fold_in(rng, 1))
+
+
+def loss_fn(state: TrainState, params, batch, rng: jax.Array, config):
+  """Negative ELBO of the batch and (metrics, new BatchNorm statistics)."""
+  x = batch["image"]
+  (mean, logvar), enc_stats = state.forward("encoder", params, x)
+  z = losses.reparameterize(rng, mean, logvar)
+  x_rec, dec_stats = state.forward("decoder", params, z)
+  log_sigma = params[SIGMA] if SIGMA in params else config.loss.log_sigma
+  nll = losses.gaussian_nll(x, x_rec, log_sigma)
+  kl = losses.gaussian_kl(mean, logvar)
+  loss = nll + config.loss.beta * kl
+  metrics = {"loss": loss, "nll": nll, "kl": kl, "pixel_mse": jnp.mean(jnp.square(x - x_rec)),
+             "pixel_sigma": jnp.exp(log_sigma)}
+  return loss, (metrics, {**enc_stats, **dec_stats})
+
+
+def make_train_step(config):
+  def train_step(state: TrainState, batch):
+    grad_fn = jax.grad(loss_fn, argnums=1, has_aux=True)
+    grads, (metrics, batch_stats) = grad_fn(state, state.params, batch, state.step_rng("z"), config)
+    metrics.update(common.grad_norms({"vae": grads}))
+    return state.apply_gradients(grads, batch_stats=batch_stats), metrics
+  return train_step

@@ -1,0 +1,228 @@
+"""train_and_evaluate(config, workdir): the one loop every method shares.
+
+The loop knows the method contract (init_state, make_train_step, generate, optional reconstruct) and
+nothing else about a method: adding one never changes this file.
+"""
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers, metrics as clu_metrics, periodic_actions
+
+from genjax import config_lib, data, methods, parallel, viz
+from genjax.checkpoint import Checkpointer
+from genjax.errors import ConfigError, NonFiniteError
+from genjax.state import TrainState, count_params
+
+NUM_RECONSTRUCTIONS = 32
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=None) -> TrainState:
+  """Trains `config.method` in `workdir`, resuming from its latest checkpoint; returns the final state."""
+  mesh = mesh or parallel.make_mesh()
+  config_lib.validate(config, num_devices=mesh.size)
+  method = methods.get_method(config.method)
+  image_shape = data.image_shape(config.data)
+  checkpointer = Checkpointer(workdir, _run_meta(config, image_shape), keep=config.train.keep_checkpoints)
+  checkpointer.check_compatible()  # before anything is written
+  _make_writable(workdir)
+
+  state = _init_or_restore(method, config, image_shape, mesh, checkpointer)
+  start_step, num_steps = int(jax.device_get(state.step)), config.train.num_steps
+  batches = parallel.prefetch(data.create_dataset(
+      config.data, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
+      skip_batches=start_step), mesh)
+  train_step = compile_train_step(method, config, mesh, state)
+  visuals = Visuals(method, config, mesh)
+
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0,
+                                                asynchronous=True)
+  if start_step == 0:
+    writer.write_hparams(_flatten(config.to_dict()))
+  logging.info("%s: training steps %d..%d in %s", config.method, start_step + 1, num_steps, workdir)
+  stop = _StopOnSignal()
+  try:
+    state, summary, timer = _train(state, train_step, batches, config, writer, visuals, checkpointer, stop)
+    _write_results(workdir, config, state, visuals, summary, timer, checkpointer)
+  finally:  # also after an error: finish pending checkpoint writes and event files
+    stop.restore()
+    checkpointer.close()
+    writer.close()
+  return state
+
+
+def _train(state, train_step, batches, config, writer, visuals, checkpointer, stop):
+  """Steps until train.num_steps (or a stop request), with the periodic side effects."""
+  start_step, cfg = int(jax.device_get(state.step)), config.train
+  progress = periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=writer,
+                                             every_steps=cfg.log_every)
+  timer, summary, pending = _StepTimer(), {}, None
+  for step in range(start_step + 1, cfg.num_steps + 1):
+    with jax.profiler.StepTraceAnnotation("train", step_num=step):
+      state, metrics = train_step(state, next(batches))
+    pending = _accumulate(pending, metrics)
+    progress(step)
+    timer.tick(step, metrics)
+    last = step == cfg.num_steps or stop.requested
+    if step % cfg.log_every == 0 or last:
+      summary = _checked_summary(pending, step)
+      writer.write_scalars(step, summary)
+      pending = None
+    if step % cfg.image_every == 0 or last:
+      writer.write_images(step, visuals.grids(state))
+    if step % cfg.checkpoint_every == 0 or last:
+      if pending is not None:
+        _checked_summary(pending, step)  # never checkpoint a non-finite state
+      checkpointer.save(state)
+    if stop.requested:
+      logging.warning("stop requested: checkpoint written at step %d", step)
+      break
+  return state, summary, timer
+
+
+def compile_train_step(method, config, mesh, state: TrainState):
+  """The method's step under jit: batch sharded over the mesh, state replicated and donated."""
+  state_sharding = jax.tree.map(lambda _: parallel.replicated(mesh), state)
+  return jax.jit(method.make_train_step(config),
+                 in_shardings=(state_sharding, parallel.batch_sharding(mesh)),
+                 out_shardings=(state_sharding, parallel.replicated(mesh)),
+                 donate_argnums=0)
+
+
+def _init_or_restore(method, config, image_shape, mesh, checkpointer) -> TrainState:
+  example = {"image": np.zeros((1,) + tuple(image_shape), np.float32), "label": np.zeros((1,), np.int32)}
+  state = method.init_state(config, jax.random.PRNGKey(config.seed), example)
+  state = checkpointer.restore(parallel.replicate(state, mesh))
+  if int(jax.device_get(state.step)) > 0:
+    logging.info("resumed from %s at step %d", checkpointer.directory, int(jax.device_get(state.step)))
+  return state
+
+
+class Visuals:
+  """Fixed-noise samples and reconstructions of a fixed set of held-out images."""
+
+  def __init__(self, method, config, mesh):
+    self.method, self.mesh = method, mesh
+    self.num_samples = config.train.num_image_samples
+    self.noise_rng = jax.random.PRNGKey(config.seed + 1)
+    self._generate = jax.jit(method.generate, static_argnums=2)
+    self.originals = None
+    if hasattr(method, "reconstruct"):
+      self._reconstruct = jax.jit(method.reconstruct)
+      held_out = data.create_dataset(config.data, batch_size=NUM_RECONSTRUCTIONS, seed=config.seed,
+                                     split=config.data.eval_split, train=False,
+                                     process_index=0, process_count=1)  # the same images on every host
+      self.originals = parallel.replicate(next(iter(held_out))["image"], mesh)
+
+  def grids(self, state: TrainState) -> dict[str, np.ndarray]:
+    grids = {"samples": viz.image_grid(jax.device_get(self._generate(state, self.noise_rng, self.num_samples)))}
+    if self.originals is not None:
+      recon = jax.device_get(self._reconstruct(state, self.originals))
+      grids["reconstructions"] = viz.pairs_grid(jax.device_get(self.originals), recon)
+    return grids
+
+
+def _accumulate(pending, metrics: dict[str, jax.Array]):
+  """Running averages (a clu Average per metric) without waiting for the device."""
+  update = {k: clu_metrics.Average.from_model_output(v) for k, v in metrics.items()}
+  return update if pending is None else {k: pending[k].merge(update[k]) for k in update}
+
+
+def _checked_summary(pending, step: int) -> dict[str, float]:
+  summary = {k: float(v.compute()) for k, v in pending.items()}
+  bad = {k: v for k, v in summary.items() if not np.isfinite(v)}
+  if bad:
+    key, value = next(iter(bad.items()))
+    where = f" in the gradient of network '{key.split('/', 1)[1]}'" if key.startswith("grad_norm/") else ""
+    raise NonFiniteError(f"non-finite {key} = {value}{where} by step {step} (non-finite: {', '.join(bad)}); "
+                         f"the last good checkpoint is kept — lower the learning rate or check the data")
+  return summary
+
+
+class _StepTimer:
+  """Steps/s after the first (compiling) step of this process."""
+
+  def __init__(self):
+    self.t0, self.first, self.steps = None, None, 0
+
+  def tick(self, step: int, metrics) -> None:
+    if self.t0 is None:
+      jax.block_until_ready(metrics)
+      self.t0, self.first = time.perf_counter(), step
+    self.steps = step - self.first
+
+  def steps_per_sec(self) -> float | None:
+    if not self.steps:
+      return None
+    return self.steps / (time.perf_counter() - self.t0)
+
+
+def _write_results(workdir, config, state, visuals, summary, timer, checkpointer) -> None:
+  if jax.process_index() != 0:
+    return
+  jax.block_until_ready(state)
+  for name, grid in visuals.grids(state).items():
+    viz.save_png(os.path.join(workdir, f"{name}.png"), grid)
+  steps_per_sec = timer.steps_per_sec()
+  results = {
+      "method": config.method, "dataset": config.data.name, "step": int(jax.device_get(state.step)),
+      "train": summary, "steps_per_sec": steps_per_sec,
+      "images_per_sec": steps_per_sec * config.batch_size if steps_per_sec else None,
+      "num_params": {net: count_params(p) for net, p in state.params.items()},
+      "checkpoints": checkpointer.directory,
+  }
+  with open(os.path.join(workdir, "metrics.json"), "w") as f:
+    json.dump(results, f, indent=2)
+
+
+def _run_meta(config, image_shape) -> dict[str, Any]:
+  return {"method": config.method, "image_shape": list(image_shape), "config": json.loads(config.to_json())}
+
+
+def _make_writable(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".genjax_write_test")
+    with open(probe, "w"):
+      pass
+    os.remove(probe)
+  except OSError as e:
+    raise ConfigError(f"workdir {workdir!r} is not writable: {e.strerror}") from None
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, dict):
+      flat.update(_flatten(value, name + "."))
+    else:
+      flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+  return flat
+
+
+class _StopOnSignal:
+  """SIGTERM (a preempted Colab runtime) asks the loop to checkpoint and stop after this step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: leave signals alone
+      pass
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def restore(self) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)

@@ -1,0 +1,63 @@
+"""Bad input at the command line: one readable line, a non-zero exit, nothing in the workdir touched."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+TINY = ["--config.model.width=0.0625", "--config.batch_size=8", "--config.train.num_steps=1",
+        "--config.train.num_image_samples=4"]
+
+
+def _run(args, workdir):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+  env.pop("XLA_FLAGS", None)  # one device, as a user would have
+  return subprocess.run([sys.executable, "-m", "genjax.main", f"--workdir={workdir}", *args],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _snapshot(path):
+  return sorted((os.path.relpath(os.path.join(d, f), path), os.path.getmtime(os.path.join(d, f)))
+                for d, _, files in os.walk(path) for f in files)
+
+
+@pytest.fixture(scope="module")
+def trained_vae(tmp_path_factory):
+  """A workdir holding a finished one-step VAE run on digits."""
+  workdir = tmp_path_factory.mktemp("vae_run")
+  data_dir = tmp_path_factory.mktemp("tfds")
+  result = _run(["--config=configs/vae.py", *TINY, f"--config.data.data_dir={data_dir}"], workdir)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return workdir, data_dir
+
+
+CASES = {
+    "unknown method": (["--config=configs/vae.py", "--config.method=gan9000"], "unknown method 'gan9000'"),
+    "unknown dataset": (["--config=configs/vae.py", "--config.data.name=imagenet9"], "imagenet9"),
+    "unknown preset": (["--config=configs/vae.py:cifar11"], "unknown preset 'cifar11'"),
+    "missing config file": (["--config=configs/nope.py"], "configs/nope.py"),
+    "unknown preset without overrides": (["--config=configs/vaegan.py:cifar11"], "cifar11"),
+    "unknown key": (["--config=configs/vae.py", "--config.optim.vae.learning_rate=1e-3"], "unknown config key"),
+    "wrong type": (["--config=configs/vae.py", "--config.batch_size=lots"], "batch_size"),
+    "image size": (["--config=configs/vae.py", "--config.data.image_size=20"], "20"),
+    "non-positive batch": (["--config=configs/vae.py", "--config.batch_size=0"], "batch_size"),
+    "another method's checkpoint": (["--config=configs/vaegan.py"], "method='vae'"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_and_leaves_the_workdir_alone(case, trained_vae):
+  workdir, data_dir = trained_vae
+  args, needle = CASES[case]
+  before = _snapshot(workdir)
+  if "without overrides" not in case and "config file" not in case:
+    args = [*args, f"--config.data.data_dir={data_dir}"]  # never prepare digits outside the test's dirs
+  result = _run(args, workdir)
+  assert result.returncode == 2
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("genjax: error: ") and needle in last, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  assert _snapshot(workdir) == before
