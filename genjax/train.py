@@ -46,7 +46,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=
                                                 asynchronous=True)
   if start_step == 0:
     writer.write_hparams(_flatten(config.to_dict()))
-  logging.info("%s: training steps %d..%d in %s", config.method, start_step + 1, num_steps, workdir)
+  if start_step < num_steps:
+    logging.info("%s: training steps %d..%d in %s", config.method, start_step + 1, num_steps, workdir)
+  else:
+    logging.info("%s: already trained to step %d in %s", config.method, start_step, workdir)
   stop = _StopOnSignal()
   try:
     state, summary, timer = _train(state, train_step, batches, config, writer, visuals, checkpointer, stop)

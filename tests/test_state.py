@@ -67,7 +67,9 @@ def test_checkpoint_round_trip_restores_every_field(tmp_path):
   ckpt = Checkpointer(str(tmp_path), meta)
   ckpt.save(trained)
   ckpt.close()
-  restored = Checkpointer(str(tmp_path), meta).restore(_state())
+  reader = Checkpointer(str(tmp_path), meta)
+  restored = reader.restore(_state())
+  reader.close()
   assert int(restored.step) == 3 and float(restored.extra["k"]) == 3
   jax.tree.map(np.testing.assert_array_equal, restored.params, trained.params)
   jax.tree.map(np.testing.assert_array_equal, restored.opt_state, trained.opt_state)
@@ -81,6 +83,7 @@ def test_checkpoint_of_another_method_is_refused(tmp_path):
   other = Checkpointer(str(tmp_path), {"method": "other", "image_shape": [4, 4, 1]})
   with pytest.raises(CheckpointError, match="method='toy'"):
     other.check_compatible()
+  other.close()
 
 
 def test_checkpoint_of_another_shape_is_refused(tmp_path):
@@ -88,5 +91,7 @@ def test_checkpoint_of_another_shape_is_refused(tmp_path):
   ckpt = Checkpointer(str(tmp_path), meta)
   ckpt.save(_state())
   ckpt.close()
+  reader = Checkpointer(str(tmp_path), meta)
   with pytest.raises(CheckpointError, match="does not fit"):
-    Checkpointer(str(tmp_path), meta).restore(_state().replace(params={**_state().params, "c": {"w": jnp.ones(5)}}))
+    reader.restore(_state().replace(params={**_state().params, "c": {"w": jnp.ones(5)}}))
+  reader.close()

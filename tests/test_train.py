@@ -96,3 +96,16 @@ def test_train_step_runs_inside_your_own_scan(method):
     looped, _ = jax.jit(step)(looped, jax.tree.map(lambda x: x[i], batches))
   assert int(scanned.step) == 3 and all(v.shape == (3,) for v in metrics.values())
   assert_trees_close(scanned.params, looped.params, atol=1e-5)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_finite_losses():
+  config = load_config("vaegan")
+  config.unlock(); config.update(dtype="bfloat16"); config.data.image_size = 16; config.lock()
+  module = get_method("vaegan")
+  batch = {"image": jax.random.uniform(jax.random.PRNGKey(0), (8, 16, 16, 1), minval=-1, maxval=1),
+           "label": jnp.zeros((8,), jnp.int32)}
+  state = module.init_state(config, jax.random.PRNGKey(0), batch)
+  new, metrics = jax.jit(module.make_train_step(config))(state, batch)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(new.params))
+  assert all(np.isfinite(float(v)) for v in metrics.values())
+  assert not np.allclose(new.params["decoder"]["Dense_0"]["kernel"], state.params["decoder"]["Dense_0"]["kernel"])

@@ -24,17 +24,18 @@ def validate(config, image_shape) -> None:
 
 def init_state(config, rng: jax.Array, batch) -> TrainState:
   image_shape = batch["image"].shape[1:]
+  init_rng, state_rng = jax.random.split(rng)
   models = common.larsen_autoencoder(config, image_shape)
   z = jnp.zeros((1, config.model.latent_dim))
   params, batch_stats = common.init_networks(
-      models, rng, {"encoder": (batch["image"][:1],), "decoder": (z,)})
+      models, init_rng, {"encoder": (batch["image"][:1],), "decoder": (z,)})
   nets = ("encoder", "decoder")
   if config.loss.learn_sigma:
     params[SIGMA] = jnp.asarray(config.loss.log_sigma, jnp.float32)
     nets += (SIGMA,)
   return TrainState.create(params=params, batch_stats=batch_stats, models=models,
                            tx={"vae": optim.make_optimizer(config.optim.vae)}, slots={"vae": nets},
-                           rng=jax.random.fold_in(rng, 1))
+                           rng=state_rng)
 
 
 def loss_fn(state: TrainState, params, batch, rng: jax.Array, config):

@@ -50,6 +50,7 @@ def validate(config, image_shape) -> None:
 
 def init_state(config, rng: jax.Array, batch) -> TrainState:
   image_shape = batch["image"].shape[1:]
+  init_rng, state_rng = jax.random.split(rng)
   m = config.model
   models = common.larsen_autoencoder(config, image_shape)
   models["discriminator"] = larsen.Discriminator(
@@ -58,10 +59,10 @@ def init_state(config, rng: jax.Array, batch) -> TrainState:
       feature_layer=m.feature_layer, dtype=common.compute_dtype(config))
   x = batch["image"][:1]
   params, batch_stats = common.init_networks(
-      models, rng, {"encoder": (x,), "decoder": (jnp.zeros((1, m.latent_dim)),), "discriminator": (x,)})
+      models, init_rng, {"encoder": (x,), "decoder": (jnp.zeros((1, m.latent_dim)),), "discriminator": (x,)})
   tx = {net: optim.make_optimizer(config.optim[net]) for net in NETS}
   return TrainState.create(params=params, batch_stats=batch_stats, models=models, tx=tx,
-                           rng=jax.random.fold_in(rng, 1))
+                           rng=state_rng)
 
 
 def network_losses(state: TrainState, params, batch, rng: jax.Array, config):

@@ -118,11 +118,8 @@ def _strided_conv_bwd(strides, padding, precision, residuals, g):
 strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 
-class Conv(nn.Module):
-  """Drop-in for 2-D `nn.Conv` (no dilation or groups) whose strided input gradient is sub-pixel.
-
-  Same parameters (`kernel` (kh, kw, in, out), `bias` (out,)) and outputs.
-  """
+class _Conv2D(nn.Module):
+  """Fields, parameters and dtype handling shared with flax's 2-D Conv and ConvTranspose."""
   features: int
   kernel_size: Sequence[int]
   strides: int | Sequence[int] | None = (1, 1)
@@ -136,68 +133,51 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    _check_2d(x, self.kernel_size, self.padding, "Conv")
+    name = type(self).__name__
+    if x.ndim != 4:
+      raise ValueError(f"{name} takes NHWC inputs, got shape {x.shape}")
+    if self.padding == "CIRCULAR":
+      raise ValueError(f"{name} does not support CIRCULAR padding")
+    # An int kernel_size would mean 1-D in flax, so refuse it.
+    if isinstance(self.kernel_size, int) or len(self.kernel_size) != 2:
+      raise ValueError(f"kernel_size must be (kh, kw), got {self.kernel_size}")
     strides = self.strides or 1
     strides = (strides,) * 2 if isinstance(strides, int) else tuple(strides)
-    kernel_size = tuple(self.kernel_size)
-    kernel = self.param("kernel", self.kernel_init, kernel_size + (x.shape[-1], self.features),
+    kernel = self.param("kernel", self.kernel_init, tuple(self.kernel_size) + (x.shape[-1], self.features),
                         self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
     x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
-    padding = canonicalize_padding(self.padding, 2)
-    if isinstance(padding, str):
-      padding = lax.padtype_to_pads(x.shape[1:3], kernel_size, strides, padding)
-    padding = tuple(tuple(p) for p in padding)
-    if strides == (1, 1):
-      y = lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN, precision=self.precision)
-    else:
-      y = strided_conv(x, kernel, strides, padding, self.precision)
+    y = self.convolve(x, kernel, strides)
     return y if bias is None else y + bias
 
 
-def _check_2d(x, kernel_size, padding, name: str) -> None:
-  if x.ndim != 4:
-    raise ValueError(f"{name} takes NHWC inputs, got shape {x.shape}")
-  if padding == "CIRCULAR":
-    raise ValueError(f"{name} does not support CIRCULAR padding")
-  # An int kernel_size would mean 1-D in flax, so refuse it.
-  if isinstance(kernel_size, int) or len(kernel_size) != 2:
-    raise ValueError(f"kernel_size must be (kh, kw), got {kernel_size}")
+class Conv(_Conv2D):
+  """Drop-in for 2-D `nn.Conv` (no dilation or groups) whose strided input gradient is sub-pixel.
+
+  Same parameters (`kernel` (kh, kw, in, out), `bias` (out,)) and outputs.
+  """
+
+  def convolve(self, x, kernel, strides):
+    padding = canonicalize_padding(self.padding, 2)
+    if isinstance(padding, str):
+      padding = lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
+    padding = tuple(tuple(p) for p in padding)
+    if strides == (1, 1):
+      return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN,
+                                      precision=self.precision)
+    return strided_conv(x, kernel, strides, padding, self.precision)
 
 
-class ConvTranspose(nn.Module):
+class ConvTranspose(_Conv2D):
   """Drop-in for 2-D `nn.ConvTranspose` (default `transpose_kernel=False`).
 
   Same parameters (`kernel` (kh, kw, in, out), `bias` (out,)) and outputs, in
   the sub-pixel form. Takes NHWC inputs; `padding` is 'SAME', 'VALID' or
   explicit (lo, hi) pairs as in `lax.conv_transpose`.
   """
-  features: int
-  kernel_size: Sequence[int]
-  strides: int | Sequence[int] | None = (1, 1)
-  padding: Any = "SAME"
-  use_bias: bool = True
-  dtype: Any = None
-  param_dtype: Any = jnp.float32
-  precision: Any = None
-  kernel_init: Any = default_kernel_init
-  bias_init: Any = nn.initializers.zeros_init()
 
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    _check_2d(x, self.kernel_size, self.padding, "ConvTranspose")
-    kernel_size = tuple(self.kernel_size)
-    strides = self.strides or 1
-    strides = (strides,) * 2 if isinstance(strides, int) else tuple(strides)
-    kernel = self.param("kernel", self.kernel_init,
-                        kernel_size + (x.shape[-1], self.features),
-                        self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,),
-                       self.param_dtype) if self.use_bias else None)
-    x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv_transpose_subpixel(x, kernel, strides, self.padding,
-                                self.precision)
-    return y if bias is None else y + bias
+  def convolve(self, x, kernel, strides):
+    return conv_transpose_subpixel(x, kernel, strides, self.padding, self.precision)
 
 
 def benchmark(batch: int = 64, size: int = 8, cin: int = 256,
