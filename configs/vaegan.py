@@ -44,7 +44,7 @@ def _digits(config):  # ≤ 10 minutes on a 2-core CPU
   config.loss.update(gamma=1e-2, recon_in_gan=True)
   for slot in ("encoder", "decoder", "discriminator"):
     config.optim[slot].update(name="adam", lr=3e-4, b1=0.5)
-  config.train.update(num_steps=2_500, log_every=100, image_every=500, checkpoint_every=500)
+  config.train.update(num_steps=2_000, log_every=100, image_every=500, checkpoint_every=500)
 
 
 def _paper(config, train_examples, **data):
