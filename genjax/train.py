@@ -112,7 +112,6 @@ class Visuals:
   """Fixed-noise samples and reconstructions of a fixed set of held-out images."""
 
   def __init__(self, method, config, mesh):
-    self.method, self.mesh = method, mesh
     self.num_samples = config.train.num_image_samples
     self.noise_rng = jax.random.PRNGKey(config.seed + 1)
     self._generate = jax.jit(method.generate, static_argnums=2)

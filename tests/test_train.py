@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from genjax import parallel, train
+from genjax.errors import NonFiniteError
 from genjax.methods import get_method
 from tests.helpers import assert_trees_close, load_config
 
@@ -109,3 +110,11 @@ def test_bfloat16_compute_keeps_float32_params_and_finite_losses():
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(new.params))
   assert all(np.isfinite(float(v)) for v in metrics.values())
   assert not np.allclose(new.params["decoder"]["Dense_0"]["kernel"], state.params["decoder"]["Dense_0"]["kernel"])
+
+
+def test_non_finite_metrics_stop_the_run_naming_term_network_and_step():
+  pending = train._accumulate(None, {"kl": jnp.asarray(1.0), "grad_norm/decoder": jnp.asarray(2.0)})
+  pending = train._accumulate(pending, {"kl": jnp.asarray(1.0), "grad_norm/decoder": jnp.asarray(np.nan)})
+  with pytest.raises(NonFiniteError, match=r"grad_norm/decoder = nan in the gradient of network 'decoder' by step 7"):
+    train._checked_summary(pending, 7)
+  assert train._checked_summary(train._accumulate(None, {"kl": jnp.asarray(3.0)}), 7) == {"kl": 3.0}
