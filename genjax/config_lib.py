@@ -66,7 +66,7 @@ def select_preset(arg: str, config: ml_collections.ConfigDict,
 
 def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
   """Raises ConfigError naming the first invalid value."""
-  from genjax import data, methods  # imported here: both import configs' dependencies lazily
+  from genjax import data, methods  # here, not at the top: methods import config_lib
   method = methods.get_method(config.method)
   image_shape = data.image_shape(config.data)
   num_devices = num_devices or jax.device_count()
