@@ -52,3 +52,23 @@ def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Ar
 def generator_loss(fake_logits: jax.Array) -> jax.Array:
   """Non-saturating generator loss −log D(G(z)) (Goodfellow et al. 2014, §3)."""
   return bce_with_logits(fake_logits, 1.0)
+
+
+def mean_absolute_error(x: jax.Array, y: jax.Array) -> jax.Array:
+  """mean |x − y| over every element: BEGAN's autoencoder energy L(v) = |v − D(v)| (Berthelot eq. 1)."""
+  return jnp.mean(jnp.abs(x - y))
+
+
+def squared_error(x: jax.Array, y: jax.Array) -> jax.Array:
+  """‖x − y‖² summed over an example's elements, averaged over the batch (feature matching, MSE)."""
+  return jnp.mean(_per_example_sum(jnp.square(x - y)))
+
+
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Mean −log softmax(logits)[label] for integer labels (classifiers, InfoGAN's Q head)."""
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+def multilabel_bce(logits: jax.Array, targets: jax.Array) -> jax.Array:
+  """Binary cross-entropy summed over independent labels (e.g. CelebA's 40 attributes), batch mean."""
+  return jnp.mean(jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1))

@@ -34,13 +34,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=
   checkpointer.check_compatible()  # before anything is written
   _make_writable(workdir)
 
-  state = _init_or_restore(method, config, image_shape, mesh, checkpointer)
+  held_out = _held_out_batch(config)
+  state = _init_or_restore(method, config, {k: v[:1] for k, v in held_out.items()}, mesh, checkpointer)
   start_step, num_steps = int(jax.device_get(state.step)), config.train.num_steps
   batches = parallel.prefetch(data.create_dataset(
       config.data, batch_size=config.batch_size // jax.process_count(), seed=config.seed,
       skip_batches=start_step), mesh)
   train_step = compile_train_step(method, config, mesh, state)
-  visuals = Visuals(method, config, mesh)
+  visuals = Visuals(method, config, mesh, held_out)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0,
                                                 asynchronous=True)
@@ -53,7 +54,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=
   stop = _StopOnSignal()
   try:
     state, summary, timer = _train(state, train_step, batches, config, writer, visuals, checkpointer, stop)
-    _write_results(workdir, config, state, visuals, summary, timer, checkpointer)
+    evaluation = evaluate(method, config, state, mesh)
+    if evaluation:
+      writer.write_scalars(int(jax.device_get(state.step)), {f"eval/{k}": v for k, v in evaluation.items()})
+    _write_results(workdir, config, state, visuals, summary, evaluation, timer, checkpointer)
   finally:  # also after an error: finish pending checkpoint writes and event files
     stop.restore()
     checkpointer.close()
@@ -78,8 +82,8 @@ def _train(state, train_step, batches, config, writer, visuals, checkpointer, st
       summary = _checked_summary(pending, step)
       writer.write_scalars(step, summary)
       pending = None
-    if step % cfg.image_every == 0 or last:
-      writer.write_images(step, visuals.grids(state))
+    if (step % cfg.image_every == 0 or last) and (grids := visuals.grids(state)):
+      writer.write_images(step, grids)
     if step % cfg.checkpoint_every == 0 or last:
       if pending is not None:
         _checked_summary(pending, step)  # never checkpoint a non-finite state
@@ -99,8 +103,7 @@ def compile_train_step(method, config, mesh, state: TrainState):
                  donate_argnums=0)
 
 
-def _init_or_restore(method, config, image_shape, mesh, checkpointer) -> TrainState:
-  example = {"image": np.zeros((1,) + tuple(image_shape), np.float32), "label": np.zeros((1,), np.int32)}
+def _init_or_restore(method, config, example, mesh, checkpointer) -> TrainState:
   state = method.init_state(config, jax.random.PRNGKey(config.seed), example)
   state = checkpointer.restore(parallel.replicate(state, mesh))
   if int(jax.device_get(state.step)) > 0:
@@ -108,27 +111,54 @@ def _init_or_restore(method, config, image_shape, mesh, checkpointer) -> TrainSt
   return state
 
 
-class Visuals:
-  """Fixed-noise samples and reconstructions of a fixed set of held-out images."""
+def _held_out_batch(config) -> dict[str, np.ndarray]:
+  """The first images of the eval split, the same on every host: the reconstruction grid's originals, and
+  (its first example) the example batch networks are built from, so every feature (label, attributes,
+  condition) a dataset has reaches `init_state` with its true shape."""
+  held_out = data.create_dataset(config.data, batch_size=NUM_RECONSTRUCTIONS, seed=config.seed,
+                                 split=config.data.eval_split, train=False, process_index=0, process_count=1)
+  return next(iter(held_out))
 
-  def __init__(self, method, config, mesh):
+
+class Visuals:
+  """Fixed-noise samples, reconstructions of fixed held-out images, and the method's own grids (if any)."""
+
+  def __init__(self, method, config, mesh, held_out):
     self.num_samples = config.train.num_image_samples
     self.noise_rng = jax.random.PRNGKey(config.seed + 1)
-    self._generate = jax.jit(method.generate, static_argnums=2)
-    self.originals = None
-    if hasattr(method, "reconstruct"):
-      self._reconstruct = jax.jit(method.reconstruct)
-      held_out = data.create_dataset(config.data, batch_size=NUM_RECONSTRUCTIONS, seed=config.seed,
-                                     split=config.data.eval_split, train=False,
-                                     process_index=0, process_count=1)  # the same images on every host
-      self.originals = parallel.replicate(next(iter(held_out))["image"], mesh)
+    self._generate = jax.jit(method.generate, static_argnums=2) if hasattr(method, "generate") else None
+    self._sample_grids = jax.jit(method.sample_grids) if hasattr(method, "sample_grids") else None
+    self._reconstruct = jax.jit(method.reconstruct) if hasattr(method, "reconstruct") else None
+    self.originals = parallel.replicate(held_out["image"], mesh)
 
   def grids(self, state: TrainState) -> dict[str, np.ndarray]:
-    grids = {"samples": viz.image_grid(jax.device_get(self._generate(state, self.noise_rng, self.num_samples)))}
-    if self.originals is not None:
+    grids = {}
+    if self._generate:
+      grids["samples"] = viz.image_grid(jax.device_get(self._generate(state, self.noise_rng, self.num_samples)))
+    if self._reconstruct:
       recon = jax.device_get(self._reconstruct(state, self.originals))
       grids["reconstructions"] = viz.pairs_grid(jax.device_get(self.originals), recon)
+    if self._sample_grids:
+      for name, images in jax.device_get(self._sample_grids(state, self.noise_rng)).items():
+        rows, cols = images.shape[:2]
+        grids[name] = viz.image_grid(images.reshape((rows * cols,) + images.shape[2:]), ncols=cols)
     return grids
+
+
+def evaluate(method, config, state: TrainState, mesh) -> dict[str, float]:
+  """`method.evaluate(state, batch)` averaged over the whole eval split ({} if the method has none)."""
+  if not hasattr(method, "evaluate"):
+    return {}
+  evaluate_batch = jax.jit(method.evaluate)
+  batches = data.create_dataset(config.data, batch_size=config.batch_size, seed=config.seed,
+                                split=config.data.eval_split, train=False, process_index=0, process_count=1)
+  totals, count = {}, 0
+  for batch in batches:
+    n = len(batch["image"])
+    for k, v in jax.device_get(evaluate_batch(state, parallel.replicate(batch, mesh))).items():
+      totals[k] = totals.get(k, 0.0) + float(v) * n
+    count += n
+  return {k: v / count for k, v in totals.items()}
 
 
 def _accumulate(pending, metrics: dict[str, jax.Array]):
@@ -166,7 +196,7 @@ class _StepTimer:
     return self.steps / (time.perf_counter() - self.t0)
 
 
-def _write_results(workdir, config, state, visuals, summary, timer, checkpointer) -> None:
+def _write_results(workdir, config, state, visuals, summary, evaluation, timer, checkpointer) -> None:
   if jax.process_index() != 0:
     return
   jax.block_until_ready(state)
@@ -175,7 +205,7 @@ def _write_results(workdir, config, state, visuals, summary, timer, checkpointer
   steps_per_sec = timer.steps_per_sec()
   results = {
       "method": config.method, "dataset": config.data.name, "step": int(jax.device_get(state.step)),
-      "train": summary, "steps_per_sec": steps_per_sec,
+      "train": summary, "eval": evaluation, "steps_per_sec": steps_per_sec,
       "images_per_sec": steps_per_sec * config.batch_size if steps_per_sec else None,
       "num_params": {net: count_params(p) for net, p in state.params.items()},
       "checkpoints": checkpointer.directory,

@@ -78,3 +78,19 @@ def test_reparameterize_has_the_right_moments_and_gradient():
 def test_larsen_gates(real, fake, expected):
   dis, dec = control.larsen_gates(jnp.asarray(real), jnp.asarray(fake), 0.68, 0.35)
   assert (bool(dis), bool(dec)) == expected
+
+
+def test_generic_losses_match_numpy():
+  x, y = RNG.normal(size=(3, 4, 2)), RNG.normal(size=(3, 4, 2))
+  np.testing.assert_allclose(losses.mean_absolute_error(jnp.asarray(x), jnp.asarray(y)), np.mean(np.abs(x - y)),
+                             rtol=1e-6)
+  np.testing.assert_allclose(losses.squared_error(jnp.asarray(x), jnp.asarray(y)),
+                             np.mean(np.sum((x - y).reshape(3, -1) ** 2, 1)), rtol=1e-6)
+  logits, labels = RNG.normal(size=(5, 4)), np.array([0, 3, 1, 1, 2])
+  log_p = logits - np.log(np.sum(np.exp(logits), 1, keepdims=True))
+  np.testing.assert_allclose(losses.softmax_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)),
+                             -np.mean(log_p[np.arange(5), labels]), rtol=1e-6)
+  targets = (RNG.uniform(size=(5, 4)) > 0.5).astype(np.float64)
+  p = expit(logits)
+  expected = -np.mean(np.sum(targets * np.log(p) + (1 - targets) * np.log(1 - p), 1))
+  np.testing.assert_allclose(losses.multilabel_bce(jnp.asarray(logits), jnp.asarray(targets)), expected, rtol=1e-5)

@@ -118,3 +118,22 @@ def test_non_finite_metrics_stop_the_run_naming_term_network_and_step():
   with pytest.raises(NonFiniteError, match=r"grad_norm/decoder = nan in the gradient of network 'decoder' by step 7"):
     train._checked_summary(pending, 7)
   assert train._checked_summary(train._accumulate(None, {"kl": jnp.asarray(3.0)}), 7) == {"kl": 3.0}
+
+
+def test_optional_hooks_evaluate_and_sample_grids_reach_metrics_and_pngs(digits_dir, tmp_path, monkeypatch):
+  """A method's `evaluate` is averaged over the whole eval split; its `sample_grids` become PNGs."""
+  import types
+  vae = get_method("vae")
+  hooked = types.SimpleNamespace(
+      validate=vae.validate, init_state=vae.init_state, make_train_step=vae.make_train_step,
+      evaluate=lambda state, batch: {"mean_label": jnp.mean(batch["label"].astype(jnp.float32))},
+      sample_grids=lambda state, rng: {"pairs": jnp.zeros((2, 3, 16, 16, 1))})
+  monkeypatch.setattr(train.methods, "get_method", lambda name: hooked)
+  config = _digits_config("vae", digits_dir)
+  train.train_and_evaluate(config, str(tmp_path))
+  results = json.loads((tmp_path / "metrics.json").read_text())
+  labels = np.concatenate([b["label"] for b in tfds.as_numpy(
+      tfds.load("digits", split="test", data_dir=digits_dir, batch_size=100))])
+  np.testing.assert_allclose(results["eval"]["mean_label"], labels.mean(), rtol=1e-6)
+  assert (tmp_path / "pairs.png").exists()
+  assert not (tmp_path / "samples.png").exists()  # no generate: no sample grid
