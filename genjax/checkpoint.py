@@ -8,11 +8,23 @@ is written, so a workdir that belongs to another method or shape is refused inta
 import os
 from typing import Any
 
+from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
 from genjax.errors import CheckpointError
 from genjax.state import TrainState
+
+class UnreadableCheckpoint(CheckpointError):
+  """A checkpoint that cannot be restored: partial or corrupt files, or networks of another config.
+
+  Which of the two it was shows only when an older checkpoint of the same run restores fine.
+  """
+
+  def __init__(self, message: str, detail: str):
+    super().__init__(message)
+    self.detail = detail
+
 
 _ARRAY_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng", "extra")
 
@@ -27,39 +39,51 @@ class Checkpointer:
   def __init__(self, workdir: str, meta: dict[str, Any], keep: int = 3):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self.meta = meta
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False,
-                                           enable_async_checkpointing=True)
+    # A run killed while writing leaves a tmp directory that orbax never lists as a step; clean it up.
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False, enable_async_checkpointing=True,
+                                           cleanup_tmp_directories=True)
     self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
   def check_compatible(self) -> None:
-    """Raises CheckpointError if the latest checkpoint is of another method or image shape."""
-    step = self.latest_step()
-    if step is None:
+    """Raises CheckpointError if the newest readable checkpoint is of another method or image shape."""
+    for step in self._steps_newest_first():
+      try:
+        saved = self._read_meta(step)
+      except CheckpointError:
+        continue  # unreadable: restore() falls back past it
+      for key in ("method", "image_shape"):
+        if saved.get(key) != self.meta[key]:
+          raise CheckpointError(
+              f"{self.directory} holds a checkpoint (step {step}) with {key}={saved.get(key)!r}, but this "
+              f"run has {key}={self.meta[key]!r}; use another --workdir or delete that directory")
       return
-    saved = self._read_meta(step)
-    for key in ("method", "image_shape"):
-      if saved.get(key) != self.meta[key]:
-        raise CheckpointError(
-            f"{self.directory} holds a checkpoint (step {step}) with {key}={saved.get(key)!r}, but this "
-            f"run has {key}={self.meta[key]!r}; use another --workdir or delete that directory")
 
   def restore(self, state: TrainState) -> TrainState:
-    """The latest checkpoint into `state`'s structure and shardings, or `state` if there is none."""
-    step = self.latest_step()
-    if step is None:
-      return state
+    """The newest readable checkpoint into `state`'s structure and shardings, or `state` if there is none.
+
+    A checkpoint that cannot be read (a partial or corrupt write) is reported in one line and the previous
+    one is used; the unreadable ones are then moved aside to `checkpoints/unreadable-<step>` (kept for
+    inspection, out of the way of new saves). If none is readable, nothing is moved and the error is raised.
+    """
     self.check_compatible()
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_arrays(state))
-    try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-    except (ValueError, KeyError, TypeError) as e:
-      raise CheckpointError(
-          f"checkpoint at step {step} in {self.directory} does not fit this config's networks "
-          f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); use another --workdir") from None
-    return state.replace(**restored["state"])
+    unreadable = []
+    for step in self._steps_newest_first():
+      try:
+        restored = self._restore_state(step, target)
+      except UnreadableCheckpoint as e:
+        logging.warning("checkpoint at step %d is unreadable (%s); trying the previous one", step, e.detail)
+        unreadable.append((step, e))
+        continue
+      for bad_step, _ in unreadable:
+        self._move_aside(bad_step)
+      return state.replace(**restored)
+    if unreadable:
+      raise unreadable[0][1]
+    return state
 
   def save(self, state: TrainState) -> None:
     os.makedirs(self.directory, exist_ok=True)
@@ -71,9 +95,26 @@ class Checkpointer:
     self._manager.wait_until_finished()
     self._manager.close()
 
+  def _steps_newest_first(self) -> list[int]:
+    return sorted(self._manager.all_steps(), reverse=True)
+
+  def _restore_state(self, step: int, target) -> dict[str, Any]:
+    self._read_meta(step)
+    try:
+      return self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+    except Exception as e:  # a partial or corrupt write, or networks of another config
+      detail = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+      raise UnreadableCheckpoint(
+          f"checkpoint at step {step} in {self.directory} cannot be restored into this config's networks "
+          f"({detail}); use the config it was written with, or another --workdir", detail) from None
+
+  def _move_aside(self, step: int) -> None:
+    os.replace(os.path.join(self.directory, str(step)), os.path.join(self.directory, f"unreadable-{step}"))
+    self._manager.reload()
+
   def _read_meta(self, step: int) -> dict[str, Any]:
     try:
       return self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    except Exception as e:  # a checkpoint without readable meta is not ours
-      raise CheckpointError(f"{self.directory} holds a checkpoint (step {step}) that genjax cannot read "
-                            f"({type(e).__name__}); use another --workdir") from None
+    except Exception as e:  # a partial write, or a checkpoint that is not ours
+      raise UnreadableCheckpoint(f"checkpoint at step {step} in {self.directory} is unreadable "
+                                 f"({type(e).__name__}); use another --workdir", type(e).__name__) from None

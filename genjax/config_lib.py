@@ -38,6 +38,8 @@ def base_config(method: str) -> ml_collections.ConfigDict:
       checkpoint_every=500,
       keep_checkpoints=3,
       num_image_samples=64,   # size of the fixed-noise sample grid
+      on_nonfinite="stop",    # a NaN/Inf loss or gradient: "stop" (name it, keep the last good
+                              # checkpoint) or "skip" (drop that update, count it in `nonfinite_skipped`)
   ))
   return config
 
@@ -79,6 +81,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
               "num_image_samples"):
     low = 0 if key == "num_steps" else 1
     _check(config.train[key] >= low, f"train.{key} must be >= {low}, got {config.train[key]}")
+  _check(config.train.on_nonfinite in ("stop", "skip"),
+         f"train.on_nonfinite must be 'stop' or 'skip', got {config.train.on_nonfinite!r}")
   for slot, opt in config.optim.items():
     _check(opt.name in OPTIMIZERS, f"optim.{slot}.name must be one of {OPTIMIZERS}, got {opt.name!r}")
     _check(math.isfinite(opt.lr) and opt.lr > 0, f"optim.{slot}.lr must be a positive number, got {opt.lr}")

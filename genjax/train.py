@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -22,6 +23,7 @@ from genjax.errors import ConfigError, NonFiniteError
 from genjax.state import TrainState, count_params
 
 NUM_RECONSTRUCTIONS = 32
+SKIPPED = "nonfinite_skipped"
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=None) -> TrainState:
@@ -80,6 +82,8 @@ def _train(state, train_step, batches, config, writer, visuals, checkpointer, st
     last = step == cfg.num_steps or stop.requested
     if step % cfg.log_every == 0 or last:
       summary = _checked_summary(pending, step)
+      if summary.get(SKIPPED):
+        logging.warning("skipped %d non-finite update(s) by step %d", round(float(pending[SKIPPED].total)), step)
       writer.write_scalars(step, summary)
       pending = None
     if (step % cfg.image_every == 0 or last) and (grids := visuals.grids(state)):
@@ -94,10 +98,28 @@ def _train(state, train_step, batches, config, writer, visuals, checkpointer, st
   return state, summary, timer
 
 
+def skip_nonfinite(train_step):
+  """`train_step` that drops an update whose metrics (every loss term and gradient norm) are not all finite.
+
+  A dropped update leaves params, optimizer and method state as they were, but the step still advances
+  (so does the data), and `metrics["nonfinite_skipped"]` is 1; the loop averages the other metrics over
+  the steps that were kept.
+  """
+  def guarded(state: TrainState, batch):
+    new, metrics = train_step(state, batch)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
+    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state).replace(step=new.step)
+    return kept, {**metrics, SKIPPED: 1.0 - finite.astype(jnp.float32)}
+  return guarded
+
+
 def compile_train_step(method, config, mesh, state: TrainState):
   """The method's step under jit: batch sharded over the mesh, state replicated and donated."""
   state_sharding = jax.tree.map(lambda _: parallel.replicated(mesh), state)
-  return jax.jit(method.make_train_step(config),
+  step = method.make_train_step(config)
+  if config.train.on_nonfinite == "skip":
+    step = skip_nonfinite(step)
+  return jax.jit(step,
                  in_shardings=(state_sharding, parallel.batch_sharding(mesh)),
                  out_shardings=(state_sharding, parallel.replicated(mesh)),
                  donate_argnums=0)
@@ -162,13 +184,17 @@ def evaluate(method, config, state: TrainState, mesh) -> dict[str, float]:
 
 
 def _accumulate(pending, metrics: dict[str, jax.Array]):
-  """Running averages (a clu Average per metric) without waiting for the device."""
-  update = {k: clu_metrics.Average.from_model_output(v) for k, v in metrics.items()}
+  """Running averages (a clu Average per metric) without waiting for the device; a skipped update's
+  metrics (see `skip_nonfinite`) are left out of the averages."""
+  kept = jnp.reshape(metrics[SKIPPED] == 0, (1,)) if SKIPPED in metrics else None
+  update = {k: clu_metrics.Average.from_model_output(v, mask=None if k == SKIPPED else kept)
+            for k, v in metrics.items()}
   return update if pending is None else {k: pending[k].merge(update[k]) for k in update}
 
 
 def _checked_summary(pending, step: int) -> dict[str, float]:
-  summary = {k: float(v.compute()) for k, v in pending.items()}
+  """Averages since the last summary; raises NonFiniteError naming the term (and network) if one is not finite."""
+  summary = {k: float(v.compute()) for k, v in pending.items() if int(v.count)}  # count 0: every update skipped
   bad = {k: v for k, v in summary.items() if not np.isfinite(v)}
   if bad:
     key, value = next(iter(bad.items()))
@@ -241,20 +267,25 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 
 class _StopOnSignal:
-  """SIGTERM (a preempted Colab runtime) asks the loop to checkpoint and stop after this step."""
+  """SIGTERM (a preempted Colab runtime) or Ctrl-C asks the loop to checkpoint and stop after this step."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
     self.requested = False
-    self._previous = None
+    self._previous = {}
     try:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
     except ValueError:  # not the main thread: leave signals alone
       pass
 
   def _handle(self, signum, frame):
-    del signum, frame
+    del frame
+    if self.requested and signum == signal.SIGINT:  # a second Ctrl-C: the user really wants out
+      raise KeyboardInterrupt
     self.requested = True
 
   def restore(self) -> None:
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)

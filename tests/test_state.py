@@ -92,6 +92,43 @@ def test_checkpoint_of_another_shape_is_refused(tmp_path):
   ckpt.save(_state())
   ckpt.close()
   reader = Checkpointer(str(tmp_path), meta)
-  with pytest.raises(CheckpointError, match="does not fit"):
+  with pytest.raises(CheckpointError, match="cannot be restored into this config's networks"):
     reader.restore(_state().replace(params={**_state().params, "c": {"w": jnp.ones(5)}}))
   reader.close()
+
+
+def _save_steps(directory, meta, steps):
+  state, ckpt = _state(), Checkpointer(directory, meta, keep=5)
+  for _ in range(steps):
+    state = state.apply_gradients(_grads(state), extra={"k": state.extra["k"] + 1})
+    ckpt.save(state)
+  ckpt.close()
+
+
+def _truncate_arrays(step_dir):
+  for path in step_dir.rglob("*"):
+    if path.is_file() and "state" in path.parts:
+      path.write_bytes(b"")
+
+
+def test_a_corrupt_checkpoint_is_reported_set_aside_and_the_previous_one_used(tmp_path):
+  meta = {"method": "toy", "image_shape": [4, 4, 1]}
+  _save_steps(str(tmp_path), meta, 3)
+  _truncate_arrays(tmp_path / "checkpoints" / "3")  # e.g. a machine lost while the files were written
+  reader = Checkpointer(str(tmp_path), meta)
+  restored = reader.restore(_state())
+  reader.close()
+  assert int(restored.step) == 2 and float(restored.extra["k"]) == 2
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1", "2", "unreadable-3"]
+
+
+def test_when_no_checkpoint_restores_nothing_is_moved_and_the_error_names_the_step(tmp_path):
+  meta = {"method": "toy", "image_shape": [4, 4, 1]}
+  _save_steps(str(tmp_path), meta, 2)
+  for step in ("1", "2"):
+    _truncate_arrays(tmp_path / "checkpoints" / step)
+  reader = Checkpointer(str(tmp_path), meta)
+  with pytest.raises(CheckpointError, match="checkpoint at step 2 .* cannot be restored"):
+    reader.restore(_state())
+  reader.close()
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1", "2"]
