@@ -1,0 +1,378 @@
+"""Sample-quality metrics: FID, Inception Score, KID, precision/recall; streaming over a feature extractor.
+
+Conventions (REFERENCES.md "Evaluation conventions"):
+
+  FID = ‖μ_r − μ_g‖² + Tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^½)        Heusel et al. 2017; float64, unbiased Σ.
+        With A = Σ_r^½, A Σ_g A is symmetric PSD and has the eigenvalues of Σ_r Σ_g, so
+        Tr((Σ_r Σ_g)^½) = Σ_i √λ_i(A Σ_g A): two `eigh`s instead of scipy's `sqrtm`, on every backend.
+  IS  = exp E_x KL(p(y|x) ‖ p(y))                               Salimans et al. 2016; 10 contiguous
+        splits, mean ± std over splits (OpenAI's code); log-softmax in float64.
+  KID = MMD²_u with k(x, y) = (xᵀy / d + 1)³                     Bińkowski et al. 2018; mean ± std over
+        100 random subsets of 1000 (unbiased estimator: the diagonals of k(X, X), k(Y, Y) are left out).
+  P/R = Kynkäänniemi et al. 2019: r_i = distance from real i to its k-th (k = 3) nearest other real,
+        likewise for fakes; precision = fraction of fakes inside some real ball,
+        recall = fraction of reals inside some fake ball.
+
+The float64 statistics run in JAX under a scoped `jax.enable_x64`, so they are float64 whatever the
+caller's x64 setting; on a TPU (no float64 `eigh`) they run on the host CPU. Precision/recall distances
+are float32 on the default device, at full matmul precision, row-batched so memory stays bounded.
+
+`compute_metrics(extractor, real_batches, fake_batches)` streams image batches through an `Extractor`
+(`{"pool": [N, D], "logits": [N, K]}` per batch) and returns {"fid", "is", "is_std", "kid", "kid_std",
+"precision", "recall"}.
+"""
+
+import contextlib
+import dataclasses
+import functools
+import warnings
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from genjax.errors import GenjaxError
+
+METRICS = ("fid", "is", "kid", "pr")
+_HIGHEST = lax.Precision.HIGHEST
+
+
+class EvaluationError(GenjaxError, ValueError):
+  """Inputs a metric cannot be computed from (too few samples, mismatched feature sizes)."""
+
+
+@contextlib.contextmanager
+def float64_scope():
+  """Scoped float64 JAX: on the default backend, or on the host CPU where float64 linalg is missing."""
+  backend = jax.default_backend()
+  device = jax.devices()[0] if backend in ("cpu", "gpu", "cuda", "rocm") else jax.devices("cpu")[0]
+  with jax.enable_x64(True), jax.default_device(device):
+    yield
+
+
+def _features(x, name: str) -> np.ndarray:
+  x = np.asarray(x)
+  if x.ndim != 2:
+    raise EvaluationError(f"{name} must be a [num_samples, dim] array, got shape {x.shape}")
+  return x
+
+
+def _same_dim(a: np.ndarray, b: np.ndarray, what: str) -> None:
+  if a.shape[1] != b.shape[1]:
+    raise EvaluationError(f"{what}: real and fake features have different dimensions "
+                          f"({a.shape[1]} vs {b.shape[1]})")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Streaming mean and covariance.
+
+
+class RunningStats:
+  """Mean and unbiased covariance of feature batches, accumulated in float64 on the host.
+
+  Keeps the count, Σx and Σxxᵀ of the features minus a shift (the first batch's mean), which avoids
+  the cancellation of the naive Σxxᵀ − nμμᵀ; memory is O(dim²) however many samples are fed.
+  """
+
+  def __init__(self):
+    self.count = 0
+    self._shift = self._sum = self._outer = None
+
+  @property
+  def dim(self) -> Optional[int]:
+    return None if self._shift is None else len(self._shift)
+
+  def update(self, features) -> "RunningStats":
+    x = _features(features, "features").astype(np.float64)
+    if not len(x):
+      return self
+    if self._shift is None:
+      self._shift = x.mean(0)
+      self._sum = np.zeros_like(self._shift)
+      self._outer = np.zeros((x.shape[1], x.shape[1]))
+    elif x.shape[1] != self.dim:
+      raise EvaluationError(f"feature batch of dimension {x.shape[1]} after batches of dimension {self.dim}")
+    x = x - self._shift
+    self._sum += x.sum(0)
+    self._outer += x.T @ x
+    self.count += len(x)
+    return self
+
+  def mean_and_cov(self) -> tuple[np.ndarray, np.ndarray]:
+    """(μ [dim], Σ [dim, dim]) in float64, Σ with the 1/(n − 1) normalisation."""
+    if self.count < 2:
+      raise EvaluationError(f"mean and covariance need at least 2 samples, got {self.count}")
+    n, mean = self.count, self._sum / self.count
+    cov = (self._outer - n * np.outer(mean, mean)) / (n - 1)
+    return self._shift + mean, (cov + cov.T) / 2
+
+
+def mean_and_cov(features) -> tuple[np.ndarray, np.ndarray]:
+  """One-shot `RunningStats` of a [N, dim] array."""
+  return RunningStats().update(features).mean_and_cov()
+
+
+# ---------------------------------------------------------------------------------------------------
+# FID.
+
+
+@jax.jit
+def _frechet(mu1, cov1, mu2, cov2):
+  dot = functools.partial(jnp.matmul, precision=_HIGHEST)
+  w, v = jnp.linalg.eigh(cov1)
+  a = dot(v * jnp.sqrt(jnp.clip(w, 0.0)), v.T)  # A = Σ₁^½.
+  m = dot(dot(a, cov2), a)
+  tr_sqrt = jnp.sum(jnp.sqrt(jnp.clip(jnp.linalg.eigvalsh((m + m.T) / 2), 0.0)))
+  diff = mu1 - mu2
+  return diff @ diff + jnp.trace(cov1) + jnp.trace(cov2) - 2.0 * tr_sqrt
+
+
+def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+  """‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½) in float64."""
+  mu1, mu2 = np.asarray(mu1), np.asarray(mu2)
+  cov1, cov2 = np.asarray(cov1), np.asarray(cov2)
+  d = mu1.shape[-1]
+  if mu1.shape != (d,) or mu2.shape != (d,) or cov1.shape != (d, d) or cov2.shape != (d, d):
+    raise EvaluationError(f"FID: statistics of different dimensions (means {mu1.shape}, {mu2.shape}; "
+                          f"covariances {cov1.shape}, {cov2.shape})")
+  with float64_scope():
+    return float(_frechet(*(jnp.asarray(a, jnp.float64) for a in (mu1, cov1, mu2, cov2))))
+
+
+def fid_from_stats(real: RunningStats, fake: RunningStats) -> float:
+  """FID of two accumulators; warns when a covariance is singular (fewer samples than dimensions)."""
+  if real.dim != fake.dim:
+    raise EvaluationError(f"FID: real and fake features have different dimensions ({real.dim} vs {fake.dim})")
+  for name, stats in (("real", real), ("fake", fake)):
+    if stats.count < 2:
+      raise EvaluationError(f"FID needs at least 2 {name} samples, got {stats.count}")
+    if stats.count <= stats.dim:
+      warnings.warn(f"FID from {stats.count} {name} samples of dimension {stats.dim}: the covariance is "
+                    f"singular and FID is biased upwards; use more than {stats.dim} samples", stacklevel=2)
+  return frechet_distance(*real.mean_and_cov(), *fake.mean_and_cov())
+
+
+def fid(real_features, fake_features) -> float:
+  """FID between two [N, dim] feature arrays."""
+  real, fake = _features(real_features, "real features"), _features(fake_features, "fake features")
+  _same_dim(real, fake, "FID")
+  return fid_from_stats(RunningStats().update(real), RunningStats().update(fake))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inception Score.
+
+
+def _split_bounds(n: int, splits: int, what: str) -> list[tuple[int, int]]:
+  if splits < 1 or n < splits:
+    raise EvaluationError(f"{what} needs at least as many samples as splits ({splits}), got {n}")
+  return [(i * n // splits, (i + 1) * n // splits) for i in range(splits)]
+
+
+def _inception_score(log_p, splits: int) -> tuple[float, float]:
+  """IS from log p(y|x) [N, K] (float64 JAX array), OpenAI's contiguous splits."""
+  scores = []
+  for lo, hi in _split_bounds(log_p.shape[0], splits, "Inception Score"):
+    part = log_p[lo:hi]
+    p = jnp.exp(part)
+    log_py = jnp.log(jnp.mean(p, axis=0))
+    kl = jnp.where(p > 0, p * (part - log_py), 0.0).sum(axis=1)  # KL(p(y|x) ‖ p(y)) per sample.
+    scores.append(float(jnp.exp(jnp.mean(kl))))
+  return float(np.mean(scores)), float(np.std(scores))
+
+
+def inception_score(logits, splits: int = 10) -> tuple[float, float]:
+  """(mean, std) of exp E KL(p(y|x) ‖ p(y)) over `splits` splits, from class logits [N, K]."""
+  logits = _features(logits, "logits")
+  with float64_scope():
+    return _inception_score(jax.nn.log_softmax(jnp.asarray(logits, jnp.float64), axis=-1), splits)
+
+
+def inception_score_from_probs(probs, splits: int = 10) -> tuple[float, float]:
+  """(mean, std) as `inception_score`, from class probabilities [N, K] (rows summing to 1)."""
+  probs = _features(probs, "probabilities")
+  with float64_scope():
+    return _inception_score(jnp.log(jnp.asarray(probs, jnp.float64)), splits)
+
+
+# ---------------------------------------------------------------------------------------------------
+# KID.
+
+
+@jax.jit
+def _mmd2_unbiased(x, y):
+  """Unbiased MMD² of two equal-size samples under k(a, b) = (aᵀb / d + 1)³."""
+  m, d = x.shape
+  kernel = lambda a, b: (jnp.matmul(a, b.T, precision=_HIGHEST) / d + 1.0) ** 3
+  off_diagonal_mean = lambda k: (k.sum() - jnp.trace(k)) / (m * (m - 1))
+  return off_diagonal_mean(kernel(x, x)) + off_diagonal_mean(kernel(y, y)) - 2.0 * kernel(x, y).mean()
+
+
+def kernel_inception_distance(real_features, fake_features, *, num_subsets: int = 100,
+                              subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+  """(mean, std) of the unbiased MMD² over `num_subsets` random subsets (without replacement) of each set."""
+  real, fake = _features(real_features, "real features"), _features(fake_features, "fake features")
+  _same_dim(real, fake, "KID")
+  if subset_size < 2 or subset_size > min(len(real), len(fake)):
+    raise EvaluationError(f"KID subset size {subset_size} must be between 2 and the number of samples "
+                          f"(real {len(real)}, fake {len(fake)}); lower kid_subset_size")
+  if num_subsets < 1:
+    raise EvaluationError(f"KID needs at least one subset, got num_subsets={num_subsets}")
+  rng = np.random.default_rng(seed)
+  mmds = []
+  with float64_scope():
+    for _ in range(num_subsets):
+      x = real[rng.choice(len(real), subset_size, replace=False)]
+      y = fake[rng.choice(len(fake), subset_size, replace=False)]
+      mmds.append(float(_mmd2_unbiased(jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64))))
+  return float(np.mean(mmds)), float(np.std(mmds))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Precision and recall.
+
+
+def _sq_distances(a, b):
+  """Squared Euclidean distances [len(a), len(b)], clipped at 0."""
+  ab = jnp.matmul(a, b.T, precision=_HIGHEST)
+  return jnp.maximum((a * a).sum(1)[:, None] - 2.0 * ab + (b * b).sum(1)[None, :], 0.0)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _kth_neighbour(rows, points, k):
+  """Squared distance from each row to its k-th nearest point, the row itself (distance 0) excluded."""
+  return -lax.top_k(-_sq_distances(rows, points), k + 1)[0][:, k]
+
+
+@jax.jit
+def _inside_any(rows, centres, sq_radii):
+  return jnp.any(_sq_distances(rows, centres) <= sq_radii[None, :], axis=1)
+
+
+def _by_rows(fn, rows: jax.Array, batch_size: int, *args) -> np.ndarray:
+  """fn(rows[i:i + batch_size], *args) over row batches, the last one zero-padded (one compiled shape)."""
+  n = rows.shape[0]
+  size = min(batch_size, n)
+  padded = jnp.pad(rows, ((0, -n % size), (0, 0)))
+  return np.concatenate([np.asarray(fn(padded[i:i + size], *args)) for i in range(0, n, size)])[:n]
+
+
+def precision_recall(real_features, fake_features, *, k: int = 3,
+                     batch_size: int = 1000) -> tuple[float, float]:
+  """(precision, recall) of Kynkäänniemi et al. 2019 with k-th-nearest-neighbour balls.
+
+  Memory: batch_size × max(num_real, num_fake) distances at a time.
+  """
+  real, fake = _features(real_features, "real features"), _features(fake_features, "fake features")
+  _same_dim(real, fake, "precision/recall")
+  if k < 1 or min(len(real), len(fake)) <= k:
+    raise EvaluationError(f"precision/recall with k={k} needs more than {k} real and fake samples "
+                          f"(real {len(real)}, fake {len(fake)})")
+  centre = real.mean(0, dtype=np.float64)  # Centring shrinks the norms that float32 distances subtract.
+  real = jnp.asarray(real - centre, jnp.float32)
+  fake = jnp.asarray(fake - centre, jnp.float32)
+  real_radii = _by_rows(_kth_neighbour, real, batch_size, real, k)
+  fake_radii = _by_rows(_kth_neighbour, fake, batch_size, fake, k)
+  precision = _by_rows(_inside_any, fake, batch_size, real, jnp.asarray(real_radii)).mean()
+  recall = _by_rows(_inside_any, real, batch_size, fake, jnp.asarray(fake_radii)).mean()
+  return float(precision), float(recall)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Feature extractors and streaming.
+
+
+class Extractor:
+  """Images [N, H, W, C] in [-1, 1] -> {"pool": [N, D] features, "logits": [N, K] or None}.
+
+  Wraps any callable `fn(images) -> (features, logits)` (logits may be None), e.g. Inception
+  (`inception.inception_extractor(path)`) or a classifier trained by this project. Batches are
+  zero-padded to the largest batch seen so the jitted `fn` compiles once.
+  """
+
+  def __init__(self, fn: Callable[[jax.Array], tuple[Any, Any]], *, jit: bool = True):
+    self._fn = jax.jit(fn) if jit else fn
+    self._size = 0
+
+  def features(self, images) -> dict[str, Optional[np.ndarray]]:
+    images = np.asarray(images)
+    n = len(images)
+    self._size = max(self._size, n)
+    padded = np.pad(images, [(0, self._size - n)] + [(0, 0)] * (images.ndim - 1))
+    pool, logits = jax.device_get(self._fn(padded))
+    pool = np.asarray(pool)[:n].reshape(n, -1)
+    return {"pool": pool, "logits": None if logits is None else np.asarray(logits)[:n]}
+
+
+@dataclasses.dataclass
+class FeatureSet:
+  """What the metrics need from one image set: running statistics, and the features themselves when
+  KID or precision/recall need them, the logits when IS does."""
+  stats: RunningStats
+  pool: Optional[np.ndarray] = None
+  logits: Optional[np.ndarray] = None
+
+  @property
+  def count(self) -> int:
+    return self.stats.count
+
+
+def _check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+  metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+  unknown = [m for m in metrics if m not in METRICS]
+  if unknown:
+    raise EvaluationError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+  return metrics
+
+
+def extract(extractor: Extractor, batches: Iterable[Any], *, keep_features: bool = False,
+            keep_logits: bool = False) -> FeatureSet:
+  """Streams image batches (arrays, or dicts with an "image" entry) through `extractor`."""
+  stats, pools, logits = RunningStats(), [], []
+  for batch in batches:
+    images = batch["image"] if isinstance(batch, dict) else batch
+    out = extractor.features(images)
+    stats.update(out["pool"])
+    if keep_features:
+      pools.append(out["pool"].astype(np.float32))
+    if keep_logits:
+      if out["logits"] is None:
+        raise EvaluationError("the Inception Score needs logits, but the extractor returns none")
+      logits.append(out["logits"].astype(np.float32))
+  if not stats.count:
+    raise EvaluationError("no images to evaluate: the batch iterator is empty")
+  return FeatureSet(stats, np.concatenate(pools) if keep_features else None,
+                    np.concatenate(logits) if keep_logits else None)
+
+
+def metrics_from_features(real: FeatureSet, fake: FeatureSet, metrics: Sequence[str] = METRICS, *,
+                          is_splits: int = 10, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                          pr_k: int = 3, pr_batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
+  """The requested metrics of fake vs real; IS is of the fakes alone."""
+  metrics, out = _check_metrics(metrics), {}
+  if "fid" in metrics:
+    out["fid"] = fid_from_stats(real.stats, fake.stats)
+  if "is" in metrics:
+    out["is"], out["is_std"] = inception_score(fake.logits, is_splits)
+  if "kid" in metrics:
+    out["kid"], out["kid_std"] = kernel_inception_distance(
+        real.pool, fake.pool, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
+  if "pr" in metrics:
+    out["precision"], out["recall"] = precision_recall(real.pool, fake.pool, k=pr_k, batch_size=pr_batch_size)
+  return out
+
+
+def compute_metrics(extractor: Extractor, real_batches: Iterable[Any], fake_batches: Iterable[Any],
+                    metrics: Sequence[str] = METRICS, **options) -> dict[str, float]:
+  """Streams both sets through `extractor` and returns the requested metrics.
+
+  FID only keeps running statistics; KID and precision/recall keep the [N, D] features (float32) and
+  IS the fakes' logits. `options` are those of `metrics_from_features`.
+  """
+  metrics = _check_metrics(metrics)
+  keep = bool({"kid", "pr"} & set(metrics))
+  real = extract(extractor, real_batches, keep_features=keep)
+  fake = extract(extractor, fake_batches, keep_features=keep, keep_logits="is" in metrics)
+  return metrics_from_features(real, fake, metrics, **options)
