@@ -1,11 +1,14 @@
 """Method registry: `config.method` → the module that implements it.
 
 A method module exposes
-  init_state(config, rng, batch) -> TrainState
+  init_state(config, rng, batch) -> TrainState         (batch: one real example with every feature)
   make_train_step(config) -> step(state, batch) -> (state, metrics)   (pure: jit, scan or shard it)
+and, where they apply,
   generate(state, rng, num, condition=None) -> images in [-1, 1]
-and, where the method has an encoder, encode(state, images) and reconstruct(state, images). An optional
-validate(config) raises ConfigError for values the method cannot take (e.g. an image size).
+  encode(state, images) and reconstruct(state, images)   (methods with an encoder)
+  evaluate(state, batch) -> {name: mean over the batch}  (the loop averages it over the eval split)
+  sample_grids(state, rng) -> {name: images [rows, cols, H, W, C]}   (extra grids, e.g. label × noise)
+  validate(config, image_shape)                          (ConfigError for values the method cannot take)
 """
 
 import importlib
@@ -14,8 +17,17 @@ from types import ModuleType
 from genjax.errors import ConfigError
 
 METHODS = {
+    "aae": "genjax.methods.aae_prior",          # Makhzani's AAE = the learned-prior AAE, switches off
+    "aae_prior": "genjax.methods.aae_prior",
+    "atvae": "genjax.methods.atvae",
+    "began": "genjax.methods.began",
+    "classifier": "genjax.methods.classifier",
+    "dcgan": "genjax.methods.dcgan",
+    "dfm": "genjax.methods.dfm",
+    "discreg": "genjax.methods.discreg",
     "vae": "genjax.methods.vae",
     "vaegan": "genjax.methods.vaegan",
+    "vampprior": "genjax.methods.vampprior",
 }
 
 
