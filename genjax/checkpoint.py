@@ -91,6 +91,10 @@ class Checkpointer:
     self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state_arrays(state)),
                                                      meta=ocp.args.JsonSave(self.meta)), force=True)
 
+  def wait(self) -> None:
+    """Blocks until the pending asynchronous writes are on disk."""
+    self._manager.wait_until_finished()
+
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()

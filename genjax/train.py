@@ -56,6 +56,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=
   stop = _StopOnSignal()
   try:
     state, summary, timer = _train(state, train_step, batches, config, writer, visuals, checkpointer, stop)
+    checkpointer.wait()  # evaluation reads data: never race orbax's asynchronous commit (tfds mock_data)
     evaluation = evaluate(method, config, state, mesh)
     if evaluation:
       writer.write_scalars(int(jax.device_get(state.step)), {f"eval/{k}": v for k, v in evaluation.items()})
