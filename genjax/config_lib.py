@@ -93,10 +93,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
     method.validate(config, image_shape)
 
 
-def check_nonnegative(section, keys, prefix: str) -> None:
-  """Weights and gains that the paper defines as >= 0."""
+def check_nonnegative(section, keys, prefix: str = "loss") -> None:
+  """Weights, gains and noise scales: finite numbers >= 0."""
   for key in keys:
-    _check(section[key] >= 0, f"{prefix}.{key} must be >= 0, got {section[key]}")
+    value = section[key]
+    _check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+           f"{prefix}.{key} must be a finite number >= 0, got {value!r}")
 
 
 def _check(ok: bool, message: str) -> None:

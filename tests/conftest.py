@@ -17,3 +17,12 @@ import jax  # noqa: E402
 jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="genjax-jax-cache-"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory):
+  """One TFDS data_dir for the session: the embedded digits dataset is prepared there once."""
+  return str(tmp_path_factory.mktemp("tfds"))

@@ -20,11 +20,6 @@ from tests.helpers import ROOT, assert_trees_close, load_config
 STATE_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng", "extra")
 
 
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
-
-
 def _config(digits_dir, **train_overrides):
   config = load_config("vae", "", **train_overrides)
   config.unlock()

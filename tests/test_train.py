@@ -20,11 +20,6 @@ METHODS = ("vae", "vaegan")
 DOWNLOAD_ONLY_PRESETS = ("mnist", "cifar10", "celeba64")
 
 
-@pytest.fixture(scope="session")
-def digits_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
-
-
 def _digits_config(method, digits_dir, **train_overrides):
   config = load_config(method, "", **train_overrides)
   config.unlock()

@@ -139,11 +139,6 @@ def test_generate_decodes_codes_drawn_from_the_pseudo_posteriors(setup):
   np.testing.assert_allclose(jnp.min(distances, axis=1), 0.0, atol=1e-8)
 
 
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp("tfds"))
-
-
 def _digits_config(digits_dir, **train_overrides):
   config = load_config("vampprior", "", **train_overrides)
   config.unlock()

@@ -1,4 +1,4 @@
-"""Pieces shared by methods with a Gaussian encoder and a decoder (VAE, VAE/GAN, ...)."""
+"""Pieces shared by the methods: network init, per-network gradients, the Gaussian encoder/decoder pair."""
 
 from typing import Any
 
@@ -48,6 +48,20 @@ def check_downsampling(image_shape, num_downsamples: int) -> None:
     larsen.check_image_shape(tuple(image_shape), num_downsamples)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+
+
+def own_gradients(losses_fn, params):
+  """{net: ∂own[net]/∂params[net]} for `losses_fn(params) -> ({net: own loss}, aux)`; returns (grads, aux).
+
+  One forward pass and one `jax.vjp`: a one-hot cotangent per network pulls back its own loss alone, and
+  the other networks' parts of each pull-back are dead code that XLA drops.
+  """
+  own, vjp_fn, aux = jax.vjp(losses_fn, params, has_aux=True)
+  grads = {}
+  for net in own:
+    one_hot = {k: jnp.asarray(k == net, v.dtype) for k, v in own.items()}
+    grads[net] = vjp_fn(one_hot)[0][net]
+  return grads, aux
 
 
 def grad_norms(grads: dict[str, Any]) -> dict[str, jax.Array]:

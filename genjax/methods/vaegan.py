@@ -107,12 +107,8 @@ def network_losses(state: TrainState, params, batch, rng: jax.Array, config):
 
 def network_gradients(state: TrainState, batch, rng: jax.Array, config):
   """∂(own loss)/∂(own params) for every network, from one forward pass and one vjp."""
-  own, vjp_fn, (metrics, batch_stats) = jax.vjp(
-      lambda p: network_losses(state, p, batch, rng, config), state.params, has_aux=True)
-  grads = {}
-  for net in NETS:
-    one_hot = {k: jnp.asarray(k == net, v.dtype) for k, v in own.items()}
-    grads[net] = vjp_fn(one_hot)[0][net]  # the other networks' parts are dead code XLA drops
+  grads, (metrics, batch_stats) = common.own_gradients(
+      lambda p: network_losses(state, p, batch, rng, config), state.params)
   return grads, metrics, batch_stats
 
 
