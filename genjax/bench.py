@@ -20,7 +20,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from genjax import config_lib, data, methods, parallel
-from genjax.cli import parse_flags, user_errors
+from genjax.cli import config_value, parse_flags, user_errors
 from genjax.train import compile_train_step
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Method config file, e.g. configs/vaegan.py:cifar10.",
@@ -92,8 +92,8 @@ def benchmark(config, num_steps: int = 20, warmup: int = 3, pipeline: bool = Fal
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  with user_errors(sys.argv):
-    config = _CONFIG.value
+  config = config_value(_CONFIG, sys.argv)
+  with user_errors():
     if _BATCH_SIZE.value:
       with config.unlocked():
         config.batch_size = _BATCH_SIZE.value

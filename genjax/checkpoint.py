@@ -34,10 +34,13 @@ def state_arrays(state: TrainState) -> dict[str, Any]:
 
 
 class Checkpointer:
-  """Periodic, asynchronous, keep-N checkpoints with restore of the latest."""
+  """Periodic, asynchronous, keep-N checkpoints with restore of the latest.
 
-  def __init__(self, workdir: str, meta: dict[str, Any], keep: int = 3):
-    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  `subdir` "checkpoints" holds the run's periodic checkpoints; the evaluator keeps the best one in "best".
+  """
+
+  def __init__(self, workdir: str, meta: dict[str, Any], keep: int = 3, subdir: str = "checkpoints"):
+    self.directory = os.path.join(os.path.abspath(workdir), subdir)
     self.meta = meta
     # A run killed while writing leaves a tmp directory that orbax never lists as a step; clean it up.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False, enable_async_checkpointing=True,
@@ -85,11 +88,22 @@ class Checkpointer:
       raise unreadable[0][1]
     return state
 
-  def save(self, state: TrainState) -> None:
+  def save(self, state: TrainState, extra_meta: dict[str, Any] | None = None) -> None:
+    """Saves `state` with the run's meta (plus `extra_meta`, e.g. the evaluation that made it the best)."""
     os.makedirs(self.directory, exist_ok=True)
     step = int(jax.device_get(state.step))
+    meta = {**self.meta, **(extra_meta or {})}
     self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state_arrays(state)),
-                                                     meta=ocp.args.JsonSave(self.meta)), force=True)
+                                                     meta=ocp.args.JsonSave(meta)), force=True)
+
+  def latest_meta(self) -> dict[str, Any] | None:
+    """The meta of the newest readable checkpoint (None if there is none)."""
+    for step in self._steps_newest_first():
+      try:
+        return self._read_meta(step)
+      except CheckpointError:
+        continue
+    return None
 
   def wait(self) -> None:
     """Blocks until the pending asynchronous writes are on disk."""

@@ -8,26 +8,50 @@ from absl import flags
 from genjax.errors import GenjaxError
 
 
-@contextlib.contextmanager
-def user_errors(argv: list[str]):
-  """Reports the user's mistakes as one line `genjax: error: ...` and exit status 2."""
-  def fail(message):
-    print(f"genjax: error: {message}", file=sys.stderr)
-    sys.exit(2)
+def _fail(message) -> None:
+  print(f"genjax: error: {message}", file=sys.stderr)
+  sys.exit(2)
 
+
+@contextlib.contextmanager
+def user_errors():
+  """Reports the user's mistakes (GenjaxError, a bad flag) as one line `genjax: error: ...`, exit status 2.
+
+  Anything else is a bug and keeps its traceback.
+  """
   try:
     yield
   except (GenjaxError, flags.Error) as e:
-    fail(e)
-  except OSError:  # config_flags could not open the config file
-    given = [a.split("=", 1)[1].split(":")[0] for a in argv if a.startswith("--config=")]
-    fail(f"cannot read the config file {given[0] if given else ''!r}: pass --config=configs/<method>.py[:preset]")
-  except (AttributeError, KeyError) as e:  # config_flags: an override of a key the config does not have
-    key = str(e).strip("'\"")
-    given = [a.split("=")[0][2:] for a in argv if a.startswith("--config.") and key in a.split("=")[0].split(".")]
-    fail(f"unknown config key {given[0] if given else key!r}: see the config file for the keys it has")
+    _fail(e)
+
+
+@contextlib.contextmanager
+def config_errors(argv: list[str]):
+  """config_flags' errors (unreadable file, override of a key the config lacks) in one line, exit 2.
+
+  Wraps the flag parsing and the first read of the config flag's value (config_flags loads lazily).
+  """
+  with user_errors():
+    try:
+      yield
+    except OSError:  # config_flags could not open the config file
+      given = [a.split("=", 1)[1].split(":")[0] for a in argv if a.startswith("--config=")]
+      _fail(f"cannot read the config file {given[0] if given else ''!r}: "
+            "pass --config=configs/<method>.py[:preset]")
+    except (AttributeError, KeyError) as e:
+      key = str(e).strip("'\"")
+      given = [a.split("=")[0][2:] for a in argv if a.startswith("--config.") and key in a.split("=")[0].split(".")]
+      _fail(f"unknown config key {given[0] if given else key!r}: see the config file for the keys it has")
+
+
+def config_value(config_flag, argv: list[str]):
+  """The ConfigDict of a config_flags flag, loaded now so that its errors are reported in one line."""
+  with config_errors(argv):
+    config = config_flag.value
+    config.keys()  # config_flags returns a lazy stand-in that raises its loading error on first use
+  return config
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  with user_errors(argv):
+  with config_errors(argv):
     return flags.FLAGS(argv)

@@ -41,6 +41,17 @@ def base_config(method: str) -> ml_collections.ConfigDict:
       on_nonfinite="stop",    # a NaN/Inf loss or gradient: "stop" (name it, keep the last good
                               # checkpoint) or "skip" (drop that update, count it in `nonfinite_skipped`)
   ))
+  config.eval = ml_collections.ConfigDict(dict(  # genjax.evaluation.evaluator documents every key
+      metrics=("fid", "kid"),  # and "is", "pr", "recon", "nll"; what a method cannot do is skipped
+      extractor="none",       # "classifier" | "inception" | "none": no fid/is/kid/pr
+      extractor_path="",      # classifier: its workdir, e.g. runs/classifier; inception: inception_fid.npz
+      num_samples=2_000,      # generated images; real: the eval split's first num_samples (or all of it)
+      batch_size=0,           # 0: batch_size
+      nll_samples=100,        # K of the importance-sampled NLL (IWAE bound, Burda et al. 2016)
+      every=0,                # steps between evaluations while training; 0: only at the end
+      best_metric="",         # keep the best checkpoint by this result (e.g. "fid") in workdir/best
+      best_mode="auto",       # "min" | "max" | "auto" (max for is, precision, recall, accuracy)
+  ))
   return config
 
 
@@ -69,6 +80,7 @@ def select_preset(arg: str, config: ml_collections.ConfigDict,
 def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
   """Raises ConfigError naming the first invalid value."""
   from genjax import data, methods  # here, not at the top: methods import config_lib
+  from genjax.evaluation import evaluator
   method = methods.get_method(config.method)
   image_shape = data.image_shape(config.data)
   num_devices = num_devices or jax.device_count()
@@ -89,6 +101,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   for key, value in config.loss.items():
     if isinstance(value, float):
       _check(math.isfinite(value), f"loss.{key} must be finite, got {value}")
+  evaluator.validate(config, method, num_devices)
   if hasattr(method, "validate"):
     method.validate(config, image_shape)
 

@@ -1,7 +1,9 @@
-"""train_and_evaluate(config, workdir): the one loop every method shares.
+"""train_and_evaluate(config, workdir): the one loop every method shares; evaluate_checkpoint and
+sample_checkpoint: --mode=eval and --mode=sample on a trained workdir.
 
 The loop knows the method contract (init_state, make_train_step, generate, optional reconstruct) and
-nothing else about a method: adding one never changes this file.
+nothing else about a method: adding one never changes this file. What is evaluated (config.eval) is
+genjax.evaluation.evaluator's business.
 """
 
 import json
@@ -19,7 +21,8 @@ from clu import metric_writers, metrics as clu_metrics, periodic_actions
 
 from genjax import config_lib, data, methods, parallel, viz
 from genjax.checkpoint import Checkpointer
-from genjax.errors import ConfigError, NonFiniteError
+from genjax.errors import CheckpointError, ConfigError, NonFiniteError
+from genjax.evaluation import evaluator as evaluation
 from genjax.state import TrainState, count_params
 
 NUM_RECONSTRUCTIONS = 32
@@ -32,8 +35,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=
   config_lib.validate(config, num_devices=mesh.size)
   method = methods.get_method(config.method)
   image_shape = data.image_shape(config.data)
-  checkpointer = Checkpointer(workdir, _run_meta(config, image_shape), keep=config.train.keep_checkpoints)
+  meta = _run_meta(config, image_shape)
+  checkpointer = Checkpointer(workdir, meta, keep=config.train.keep_checkpoints)
   checkpointer.check_compatible()  # before anything is written
+  evaluator = evaluation.Evaluator(method, config, mesh)  # a missing extractor fails before training
   _make_writable(workdir)
 
   held_out = _held_out_batch(config)
@@ -53,23 +58,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=
     logging.info("%s: training steps %d..%d in %s", config.method, start_step + 1, num_steps, workdir)
   else:
     logging.info("%s: already trained to step %d in %s", config.method, start_step, workdir)
+  best = evaluation.BestCheckpoint(workdir, meta, config) if config.eval.best_metric else None
+
+  def evaluate_now(state):
+    # The checkpoint just written goes to disk first: the evaluation's reads never race the writer thread
+    # (tfds.testing.mock_data redirects every file access while it is active, that thread's included).
+    checkpointer.wait()
+    return evaluation.report(evaluator, state, writer, best)
+
   stop = _StopOnSignal()
   try:
-    state, summary, timer = _train(state, train_step, batches, config, writer, visuals, checkpointer, stop)
-    checkpointer.wait()  # evaluation reads data: never race orbax's asynchronous commit (tfds mock_data)
-    evaluation = evaluate(method, config, state, mesh)
-    if evaluation:
-      writer.write_scalars(int(jax.device_get(state.step)), {f"eval/{k}": v for k, v in evaluation.items()})
-    _write_results(workdir, config, state, visuals, summary, evaluation, timer, checkpointer)
+    state, summary, timer = _train(state, train_step, batches, config, writer, visuals, checkpointer, stop,
+                                   evaluate_now)
+    if stop.requested:
+      logging.warning("stopped early: no final evaluation (run --mode=eval on this workdir for one)")
+    jax.block_until_ready(state)
+    steps_per_sec = timer.steps_per_sec()  # of training alone, before the final evaluation
+    results = {} if stop.requested else evaluate_now(state)
+    _write_results(workdir, config, state, visuals, summary, results, steps_per_sec, checkpointer,
+                   {"eval_setup": evaluator.setup(), "best": best.best if best else None})
   finally:  # also after an error: finish pending checkpoint writes and event files
     stop.restore()
     checkpointer.close()
+    if best:
+      best.close()
     writer.close()
   return state
 
 
-def _train(state, train_step, batches, config, writer, visuals, checkpointer, stop):
-  """Steps until train.num_steps (or a stop request), with the periodic side effects."""
+def _train(state, train_step, batches, config, writer, visuals, checkpointer, stop, evaluate_now):
+  """Steps until train.num_steps (or a stop request), with the periodic side effects (the evaluation at
+  the last step is the caller's)."""
   start_step, cfg = int(jax.device_get(state.step)), config.train
   progress = periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=writer,
                                              every_steps=cfg.log_every)
@@ -93,6 +112,10 @@ def _train(state, train_step, batches, config, writer, visuals, checkpointer, st
       if pending is not None:
         _checked_summary(pending, step)  # never checkpoint a non-finite state
       checkpointer.save(state)
+    if config.eval.every and step % config.eval.every == 0 and not last:
+      started = time.perf_counter()
+      evaluate_now(state)
+      timer.exclude(time.perf_counter() - started)
     if stop.requested:
       logging.warning("stop requested: checkpoint written at step %d", step)
       break
@@ -170,18 +193,62 @@ class Visuals:
 
 def evaluate(method, config, state: TrainState, mesh) -> dict[str, float]:
   """`method.evaluate(state, batch)` averaged over the whole eval split ({} if the method has none)."""
-  if not hasattr(method, "evaluate"):
-    return {}
-  evaluate_batch = jax.jit(method.evaluate)
-  batches = data.create_dataset(config.data, batch_size=config.batch_size, seed=config.seed,
-                                split=config.data.eval_split, train=False, process_index=0, process_count=1)
-  totals, count = {}, 0
-  for batch in batches:
-    n = len(batch["image"])
-    for k, v in jax.device_get(evaluate_batch(state, parallel.replicate(batch, mesh))).items():
-      totals[k] = totals.get(k, 0.0) + float(v) * n
-    count += n
-  return {k: v / count for k, v in totals.items()}
+  return evaluation.method_metrics(method, config, state, mesh)
+
+
+def restore_checkpoint(config, workdir: str, checkpoint: str = "latest", *, mesh=None):
+  """(method, state) of `workdir`'s latest checkpoint, or of its best one (`checkpoint="best"`)."""
+  mesh = mesh or parallel.make_mesh()
+  config_lib.validate(config, num_devices=mesh.size)
+  subdirs = {"latest": "checkpoints", "best": evaluation.BEST_DIR}
+  if checkpoint not in subdirs:
+    raise ConfigError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}")
+  method = methods.get_method(config.method)
+  checkpointer = Checkpointer(workdir, _run_meta(config, data.image_shape(config.data)), subdir=subdirs[checkpoint])
+  try:
+    if checkpointer.latest_step() is None:
+      how = " (kept when eval.best_metric is set)" if checkpoint == "best" else ""
+      raise CheckpointError(f"no {checkpoint} checkpoint{how} in {checkpointer.directory}: train one first "
+                            f"with the same --config and --workdir")
+    held_out = _held_out_batch(config)
+    state = _init_or_restore(method, config, {k: v[:1] for k, v in held_out.items()}, mesh, checkpointer)
+  finally:
+    checkpointer.close()
+  return method, state
+
+
+def evaluate_checkpoint(config, workdir: str, checkpoint: str = "latest", *, mesh=None) -> dict[str, Any]:
+  """--mode=eval: evaluates a checkpoint of `workdir` as config.eval says; writes and returns eval.json."""
+  mesh = mesh or parallel.make_mesh()
+  method, state = restore_checkpoint(config, workdir, checkpoint, mesh=mesh)
+  evaluator = evaluation.Evaluator(method, config, mesh)
+  results = {"method": config.method, "dataset": config.data.name, "step": int(jax.device_get(state.step)),
+             "checkpoint": checkpoint, "eval": evaluator(state), "eval_setup": evaluator.setup()}
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "eval.json"), "w") as f:
+      json.dump(results, f, indent=2)
+  return results
+
+
+def sample_checkpoint(config, workdir: str, num_samples: int, checkpoint: str = "latest", *,
+                      mesh=None) -> dict[str, str]:
+  """--mode=sample: `num_samples` images of a checkpoint as a PNG grid and an .npz ("images", float32 in
+  [-1, 1], NHWC) in `workdir`; returns their paths."""
+  mesh = mesh or parallel.make_mesh()
+  if num_samples < 1:
+    raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+  method, state = restore_checkpoint(config, workdir, checkpoint, mesh=mesh)
+  if not hasattr(method, "generate"):
+    raise ConfigError(f"method {config.method!r} does not generate images: nothing to sample")
+  generate = evaluation.compile_generate(method, config.eval.batch_size or config.batch_size, mesh)
+  rng = jax.random.PRNGKey(config.seed + 4)
+  images = np.concatenate(list(evaluation.generated_batches(generate, state, rng, num_samples)))
+  stem = os.path.join(workdir, f"samples_{checkpoint}_{int(jax.device_get(state.step))}")
+  paths = {"png": stem + ".png", "npz": stem + ".npz"}
+  if jax.process_index() == 0:
+    viz.save_png(paths["png"], viz.image_grid(images))
+    np.savez(paths["npz"], images=images.astype(np.float32))
+  return paths
 
 
 def _accumulate(pending, metrics: dict[str, jax.Array]):
@@ -217,25 +284,31 @@ class _StepTimer:
       self.t0, self.first = time.perf_counter(), step
     self.steps = step - self.first
 
+  def exclude(self, seconds: float) -> None:
+    """Leaves `seconds` spent on something else (an evaluation) out of the rate."""
+    if self.t0 is not None:
+      self.t0 += seconds
+
   def steps_per_sec(self) -> float | None:
     if not self.steps:
       return None
     return self.steps / (time.perf_counter() - self.t0)
 
 
-def _write_results(workdir, config, state, visuals, summary, evaluation, timer, checkpointer) -> None:
+def _write_results(workdir, config, state, visuals, summary, eval_results, steps_per_sec, checkpointer,
+                   extra) -> None:
   if jax.process_index() != 0:
     return
   jax.block_until_ready(state)
   for name, grid in visuals.grids(state).items():
     viz.save_png(os.path.join(workdir, f"{name}.png"), grid)
-  steps_per_sec = timer.steps_per_sec()
   results = {
       "method": config.method, "dataset": config.data.name, "step": int(jax.device_get(state.step)),
-      "train": summary, "eval": evaluation, "steps_per_sec": steps_per_sec,
+      "train": summary, "eval": eval_results, "steps_per_sec": steps_per_sec,
       "images_per_sec": steps_per_sec * config.batch_size if steps_per_sec else None,
       "num_params": {net: count_params(p) for net, p in state.params.items()},
       "checkpoints": checkpointer.directory,
+      **extra,
   }
   with open(os.path.join(workdir, "metrics.json"), "w") as f:
     json.dump(results, f, indent=2)

@@ -61,3 +61,13 @@ def test_bad_input_is_one_line_and_leaves_the_workdir_alone(case, trained_vae):
   assert last.startswith("genjax: error: ") and needle in last, result.stderr[-3000:]
   assert "Traceback" not in result.stderr
   assert _snapshot(workdir) == before
+
+
+@pytest.mark.parametrize("bug", [AttributeError("no attribute 'foo'"), KeyError("foo"), OSError("disk full")])
+def test_a_bug_during_the_run_keeps_its_traceback(bug):
+  """Only config_flags' errors are reported as config mistakes: the same exception types raised while
+  training are bugs (or the machine's trouble) and must not turn into "unknown config key"."""
+  from genjax import cli
+  with pytest.raises(type(bug)):
+    with cli.user_errors():
+      raise bug

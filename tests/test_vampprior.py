@@ -78,6 +78,24 @@ def test_standard_normal_pseudo_posterior_gives_the_closed_form_kl():
   np.testing.assert_allclose(vampprior.vamp_kl(z, m, lv, three, three)[0], estimate, rtol=1e-5)
 
 
+def test_nll_hook_weights_are_joint_over_proposal_with_the_mixture_prior(setup):
+  """log w_k = log p(x|z_k) + log p_λ(z_k) − log q(z_k|x), written with scipy densities (IWAE eq. 8)."""
+  config, state, batch = setup
+  x = batch["image"][:3]
+  log_w = np.asarray(vampprior.log_importance_weights(state, x, jax.random.PRNGKey(5), 2, config), np.float64)
+  mean, logvar = map(np.asarray, state.apply("encoder", x))
+  prior_mean, prior_logvar = map(np.asarray, state.apply("encoder", vampprior.pseudo_inputs(state.params)))
+  sigma = float(np.exp(state.params[vampprior.vae.SIGMA]))
+  for k, key in enumerate(jax.random.split(jax.random.PRNGKey(5), 2)):  # the hook's draws
+    z = np.asarray(losses.reparameterize(key, jnp.asarray(mean), jnp.asarray(logvar)), np.float64)
+    rec = np.asarray(state.apply("decoder", jnp.asarray(z, jnp.float32)), np.float64)
+    log_px = scipy.stats.norm.logpdf(np.asarray(x), rec, sigma).reshape(3, -1).sum(-1)
+    log_q = scipy.stats.norm.logpdf(z, mean, np.exp(0.5 * logvar)).sum(-1)
+    log_qk = scipy.stats.norm.logpdf(z[:, None], prior_mean[None], np.exp(0.5 * prior_logvar)[None]).sum(-1)
+    log_p = scipy.special.logsumexp(log_qk, axis=1) - np.log(len(prior_mean))
+    np.testing.assert_allclose(log_w[k], log_px + log_p - log_q, rtol=1e-4)
+
+
 def _reference_neg_elbo(state, params, x, rng):
   """T&W eq. 2 with the VampPrior eq. 9, spelled out on the modules (pseudo-inputs: inference-mode BN)."""
   def run(net, inputs, train):

@@ -130,6 +130,11 @@ def encode(state: TrainState, images: jax.Array) -> jax.Array:
   return common.encode(state, images)
 
 
+def decode(state: TrainState, codes: jax.Array) -> jax.Array:
+  """Dec(codes) in the image range (interpolations)."""
+  return jnp.clip(common.decode(state, codes), -1.0, 1.0)
+
+
 def reconstruct(state: TrainState, images: jax.Array) -> jax.Array:
   """Dec(posterior mean); without an encoder, the discriminator's autoencoding D(x)."""
   if "encoder" not in state.models:

@@ -64,6 +64,20 @@ def own_gradients(losses_fn, params):
   return grads, aux
 
 
+def gradient_step(loss_fn, noise: str):
+  """The train step of a method with one loss: every network gets ∂loss/∂(its params).
+
+  `loss_fn(state, params, batch, rng) -> (loss, (metrics, new batch_stats))`; rng is the step's key for
+  `noise`.
+  """
+  def train_step(state, batch):
+    grads, (metrics, batch_stats) = jax.grad(loss_fn, argnums=1, has_aux=True)(
+        state, state.params, batch, state.step_rng(noise))
+    metrics.update(grad_norms(grads))
+    return state.apply_gradients(grads, batch_stats=batch_stats), metrics
+  return train_step
+
+
 def grad_norms(grads: dict[str, Any]) -> dict[str, jax.Array]:
   return {f"grad_norm/{net}": optax.global_norm(g) for net, g in grads.items()}
 
@@ -84,6 +98,11 @@ def encode(state, images: jax.Array) -> jax.Array:
   return mean
 
 
+def decode(state, codes: jax.Array) -> jax.Array:
+  """Decoder output of `codes` (inference mode): interpolations, attribute arithmetic."""
+  return state.apply("decoder", codes)
+
+
 def reconstruct(state, images: jax.Array) -> jax.Array:
   """Decoder output at the posterior mean."""
-  return state.apply("decoder", encode(state, images))
+  return decode(state, encode(state, images))

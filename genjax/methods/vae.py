@@ -11,8 +11,9 @@ import jax
 import jax.numpy as jnp
 
 from genjax import losses, optim
+from genjax.evaluation import likelihood
 from genjax.methods import common
-from genjax.methods.common import encode, generate, reconstruct  # noqa: F401  (the method's API)
+from genjax.methods.common import decode, encode, generate, reconstruct  # noqa: F401  (the method's API)
 from genjax.state import TrainState
 
 SIGMA = "pixel_log_sigma"
@@ -60,3 +61,24 @@ def make_train_step(config):
     metrics.update(common.grad_norms({"vae": grads}))
     return state.apply_gradients(grads, batch_stats=batch_stats), metrics
   return train_step
+
+
+def pixel_log_sigma(state: TrainState, config) -> jax.Array:
+  """log σ of p(x|z): learned, or fixed by config.loss.log_sigma."""
+  return state.params[SIGMA] if SIGMA in state.params else jnp.asarray(config.loss.log_sigma, jnp.float32)
+
+
+def importance_weights(state: TrainState, images, rng: jax.Array, num_samples: int, log_sigma, log_prior):
+  """log w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x), z_k ~ q(z|x) = N(μ, σ²) from the encoder and
+  p(x|z) = N(dec(z), σ_x²): [K, N] in inference mode. `log_prior(z)` is log p(z) per example."""
+  mean, logvar = state.apply("encoder", images)
+
+  def log_joint(z):
+    return likelihood.diagonal_gaussian_log_density(images, state.apply("decoder", z), 2.0 * log_sigma) + log_prior(z)
+  return likelihood.log_importance_weights(rng, mean, logvar, log_joint, num_samples)
+
+
+def log_importance_weights(state: TrainState, images, rng: jax.Array, num_samples: int, config) -> jax.Array:
+  """The evaluator's "nll" hook (genjax.evaluation.likelihood) with the N(0, I) prior."""
+  return importance_weights(state, images, rng, num_samples, pixel_log_sigma(state, config),
+                            lambda z: likelihood.diagonal_gaussian_log_density(z, 0.0, 0.0))

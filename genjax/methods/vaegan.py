@@ -30,7 +30,7 @@ from genjax import config_lib, control, losses, optim
 from genjax.errors import ConfigError
 from genjax.config_lib import scale_width
 from genjax.methods import common
-from genjax.methods.common import encode, generate, reconstruct  # noqa: F401  (the method's API)
+from genjax.methods.common import decode, encode, generate, reconstruct  # noqa: F401  (the method's API)
 from genjax.nets import larsen
 from genjax.state import TrainState
 

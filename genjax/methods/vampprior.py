@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from genjax import losses
 from genjax.errors import ConfigError
 from genjax.methods import common, vae
-from genjax.methods.common import encode, reconstruct  # noqa: F401  (the method's API)
+from genjax.methods.common import decode, encode, reconstruct  # noqa: F401  (the method's API)
 from genjax.state import TrainState
 
 PSEUDO = "pseudo_inputs"
@@ -144,3 +144,12 @@ def sample_grids(state: TrainState, rng: jax.Array) -> dict[str, jax.Array]:
   cols = min(8, u.shape[0])
   rows = u.shape[0] // cols
   return {"pseudo_inputs": u[:rows * cols].reshape((rows, cols) + u.shape[1:])}
+
+
+def log_importance_weights(state: TrainState, images, rng: jax.Array, num_samples: int, config) -> jax.Array:
+  """The evaluator's "nll" hook (genjax.evaluation.likelihood) with the VampPrior p_λ(z) of eq. 9."""
+  del config  # log σ lives in the state, learned or fixed
+  prior_mean, prior_logvar = state.apply("encoder", pseudo_inputs(state.params))
+  log_sigma = state.params[vae.SIGMA] if vae.SIGMA in state.params else state.extra[vae.SIGMA]
+  return vae.importance_weights(state, images, rng, num_samples, log_sigma,
+                                lambda z: log_vamp_prior(z, prior_mean, prior_logvar))

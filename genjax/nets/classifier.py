@@ -1,0 +1,140 @@
+"""The networks of Lamb, Dumoulin & Courville 2016, "Discriminative regularization for generative models".
+
+`Classifier` is the reference code's pretrained classifier: six bias-free convs, each BN + ReLU —
+4×4·32, 3×3/2·32, 4×4·64, 3×3/2·64, 3×3·128, 3×3/2·128 — then an MLP 1000 → outputs, dropout 0.5
+after the strided blocks and the MLP's hidden layer. Its feature layers, used by the discriminative
+regularizer, are the BN outputs (before the ReLU) of the three strided convs: "conv2", "conv4", "conv6".
+
+`Encoder` / `Decoder` are the reference VAE (CelebA 64×64): per stage [3×3 conv, 3×3 conv, 2×2/2 conv]
+with BN + ReLU at 32/64/128/256 channels, MLP 1000 → (μ, log σ²); the decoder mirrors it with 2×2/2
+transposed convs and ends in a 1×1 conv. Pixels are in [-1, 1] here, so the output is tanh (the
+reference used [0, 1] and a sigmoid).
+
+Params are float32; `dtype` is the compute dtype; outputs are float32 (float64 when computing in float64).
+"""
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from genjax.nets import larsen
+from genjax.nets.larsen import check_image_shape, output_dtype
+from genjax.nets.layers import Conv, ConvTranspose
+
+# (kernel, stride) of the six classifier convs; channels come from `Classifier.channels`.
+CONV_SPECS = ((4, 1), (3, 2), (4, 1), (3, 2), (3, 1), (3, 2))
+CHANNELS = (32, 32, 64, 64, 128, 128)
+FEATURE_LAYERS = ("conv2", "conv4", "conv6")  # the BN outputs of the strided convs
+PADDINGS = ("VALID", "SAME")
+
+
+def _batch_norm(train: bool, dtype, name=None) -> nn.BatchNorm:
+  # Reference code: population statistics as an exponential moving average with decay 0.05.
+  return nn.BatchNorm(use_running_average=not train, momentum=0.95, epsilon=1e-5, dtype=dtype, name=name)
+
+
+def feature_sizes(image_size: int, padding: str) -> tuple[int, ...]:
+  """Spatial size after each classifier conv; raises ValueError if a VALID conv has no room left."""
+  if padding not in PADDINGS:
+    raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+  sizes, n = [], image_size
+  for i, (k, s) in enumerate(CONV_SPECS):
+    if padding == "SAME":
+      n = -(-n // s)
+    elif n < k:
+      raise ValueError(
+          f"image size {image_size} is too small for the classifier's unpadded (VALID) convs: conv{i + 1} "
+          f"({k}×{k}) sees {n}×{n}; use images of at least 32×32 or padding 'SAME'")
+    else:
+      n = (n - k) // s + 1
+    sizes.append(n)
+  return tuple(sizes)
+
+
+class Classifier(nn.Module):
+  """Image -> logits [N, num_outputs], or {feature layer: BN output} with `features=True`."""
+  num_outputs: int
+  channels: Sequence[int] = CHANNELS
+  hidden: int = 1000
+  padding: str = "VALID"        # the reference convs are unpadded; "SAME" keeps small images' maps
+  dropout_rate: float = 0.5
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool, features: bool = False):
+    if len(self.channels) != len(CONV_SPECS):
+      raise ValueError(f"channels must have {len(CONV_SPECS)} entries, got {self.channels}")
+    feature_sizes(min(x.shape[1:3]), self.padding)
+    out_dtype = output_dtype(self.dtype)
+    x = x.astype(self.dtype)
+    found = {}
+    for i, (c, (k, s)) in enumerate(zip(self.channels, CONV_SPECS), start=1):
+      x = Conv(c, (k, k), strides=(s, s), padding=self.padding, use_bias=False, dtype=self.dtype,
+               name=f"conv{i}")(x)
+      x = _batch_norm(train, self.dtype, name=f"bn{i}")(x)
+      if s > 1:
+        found[f"conv{i}"] = x.astype(out_dtype)
+      x = nn.relu(x)
+      if s > 1:
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    if features:
+      return found
+    x = _dense_bn_relu(x.reshape(x.shape[0], -1), self.hidden, train, self.dtype, name="hidden")
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_outputs, dtype=self.dtype, name="logits")(x).astype(out_dtype)
+
+
+def _dense_bn_relu(x, features: int, train: bool, dtype, name=None):
+  x = nn.Dense(features, use_bias=False, dtype=dtype, name=name)(x)
+  return nn.relu(_batch_norm(train, dtype, name=name and f"bn_{name}")(x))
+
+
+def _stage(x, features: int, train: bool, dtype, up: bool = False):
+  """[3×3 conv, 3×3 conv, 2×2/2 conv (transposed when `up`)], each BN + ReLU, bias-free."""
+  for kernel, stride, layer in ((3, 1, Conv), (3, 1, Conv), (2, 2, ConvTranspose if up else Conv)):
+    x = layer(features, (kernel, kernel), strides=(stride, stride), padding="SAME", use_bias=False,
+              dtype=dtype)(x)
+    x = nn.relu(_batch_norm(train, dtype)(x))
+  return x
+
+
+class Encoder(larsen.Encoder):
+  """Image -> (mean, logvar) of q(z|x): stages of [3×3, 3×3, 2×2/2] convs, each BN + ReLU; MLP.
+
+  The fields of larsen.Encoder (channels, hidden, latent_dim, dtype); the paper's values are
+  channels (32, 64, 128, 256), hidden 1000, latent 500.
+  """
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool):
+    check_image_shape(x.shape[1:], len(self.channels))
+    x = x.astype(self.dtype)
+    for c in self.channels:
+      x = _stage(x, c, train, self.dtype)
+    x = _dense_bn_relu(x.reshape(x.shape[0], -1), self.hidden, train, self.dtype)
+    x = nn.Dense(2 * self.latent_dim, dtype=self.dtype)(x)
+    return tuple(jnp.split(x.astype(output_dtype(self.dtype)), 2, axis=-1))
+
+
+class Decoder(larsen.Decoder):
+  """z -> image in [-1, 1]: MLP, stages of [3×3, 3×3 convs, 2×2/2 transposed conv], 1×1 conv + tanh.
+
+  The fields of larsen.Decoder plus the MLP's `hidden` width; the paper's channels are the encoder's,
+  reversed (256, 128, 64, 32), hidden 1000.
+  """
+  hidden: int = 1000
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool) -> jax.Array:
+    n = len(self.channels)
+    check_image_shape(self.image_shape, n)
+    h, w, c_out = self.image_shape
+    x = _dense_bn_relu(z.astype(self.dtype), self.hidden, train, self.dtype)
+    x = _dense_bn_relu(x, (h // 2**n) * (w // 2**n) * self.channels[0], train, self.dtype)
+    x = x.reshape(x.shape[0], h // 2**n, w // 2**n, self.channels[0])
+    for c in self.channels:
+      x = _stage(x, c, train, self.dtype, up=True)
+    x = Conv(c_out, (1, 1), dtype=self.dtype)(x)  # with a bias (the reference's has none, then a sigmoid)
+    return jnp.tanh(x.astype(output_dtype(self.dtype)))
