@@ -75,6 +75,8 @@ def one_device():
 
 def run_module(state, params, net, inputs):
   """Network `net` in training mode (batch statistics), as the paper's training graph runs it."""
+  if net not in state.batch_stats:
+    return state.models[net].apply({"params": params[net]}, inputs, train=True)
   variables = {"params": params[net], "batch_stats": state.batch_stats[net]}
   return state.models[net].apply(variables, inputs, train=True, mutable=["batch_stats"])[0]
 

@@ -205,6 +205,8 @@ def test_plan_names_what_each_method_lacks():
   assert vae_plan["interpolations"] is None and "attributes" in vae_plan["attributes"]
   assert "sample_codes" in vae_plan["tsne"]
   assert "encoder" in visualize.plan(methods.get_method("dcgan"), load_config("dcgan"))["interpolations"]
+  aae_plan = visualize.plan(methods.get_method("aae_prior"), load_config("aae_prior"))
+  assert aae_plan["tsne"] is None and aae_plan["interpolations"] is None
   classifier_plan = visualize.plan(methods.get_method("classifier"), load_config("classifier"))
   assert "does not generate" in classifier_plan["samples"] and "encoder" in classifier_plan["tsne"]
 

@@ -17,11 +17,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from genjax import config_lib, losses, optim
+from genjax import losses, optim
 from genjax.config_lib import scale_width
 from genjax.errors import ConfigError
 from genjax.methods import common
-from genjax.methods.common import own_gradients  # noqa: F401  (aae_prior imports it from here; to move)
 from genjax.nets import dcgan as nets
 from genjax.state import TrainState
 
@@ -133,6 +132,3 @@ def evaluate(state: TrainState, batch) -> dict[str, jax.Array]:
   logits, _ = state.apply("discriminator", batch["image"])
   return {"d_real": jnp.mean(jax.nn.sigmoid(logits)), "dis_real_bce": losses.bce_with_logits(logits, 1.0)}
 
-
-def check_weight(section, key: str, prefix: str = "loss") -> None:  # aae_prior's import; to move
-  config_lib.check_nonnegative(section, (key,), prefix)
