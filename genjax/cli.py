@@ -1,6 +1,7 @@
 """What every genjax command shares: user mistakes reported as one line and a non-zero exit."""
 
 import contextlib
+import re
 import sys
 
 from absl import flags
@@ -39,9 +40,13 @@ def config_errors(argv: list[str]):
       _fail(f"cannot read the config file {given[0] if given else ''!r}: "
             "pass --config=configs/<method>.py[:preset]")
     except (AttributeError, KeyError) as e:
-      key = str(e).strip("'\"")
-      given = [a.split("=")[0][2:] for a in argv if a.startswith("--config.") and key in a.split("=")[0].split(".")]
-      _fail(f"unknown config key {given[0] if given else key!r}: see the config file for the keys it has")
+      text = str(e).replace("\\", "")  # the message arrives repr-escaped
+      overrides = [a.split("=")[0][len("--config."):] for a in argv if a.startswith("--config.")]
+      named = lambda part: re.search(rf"'{re.escape(part)}'", text)  # ml_collections quotes the missing key
+      given = [o for o in overrides if named(o.split(".")[-1])] or [o for o in overrides if any(map(named, o.split(".")))]
+      hint = re.search(r'Did you mean "([^"]+)"', text)
+      _fail(f"unknown config key {(given[0] if given else text.splitlines()[0])!r}"
+            f"{f' (did you mean {hint[1]!r}?)' if hint else ''}: see the config file for the keys it has")
 
 
 def config_value(config_flag, argv: list[str]):

@@ -41,6 +41,8 @@ CASES = {
     "missing config file": (["--config=configs/nope.py"], "configs/nope.py"),
     "unknown preset without overrides": (["--config=configs/vaegan.py:cifar11"], "cifar11"),
     "unknown key": (["--config=configs/vae.py", "--config.optim.vae.learning_rate=1e-3"], "unknown config key"),
+    "misspelt key": (["--config=configs/vae.py", "--config.model.width=0.5", "--config.model.widthx=0.5"],
+                     "unknown config key 'model.widthx' (did you mean 'width'?)"),
     "wrong type": (["--config=configs/vae.py", "--config.batch_size=lots"], "batch_size"),
     "image size": (["--config=configs/vae.py", "--config.data.image_size=20"], "20"),
     "non-positive batch": (["--config=configs/vae.py", "--config.batch_size=0"], "batch_size"),

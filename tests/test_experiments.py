@@ -1,0 +1,180 @@
+"""experiments/compare_methods.py and experiments/aae_prior_ablation.py on tiny runs."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from genjax import config_lib, train
+from genjax.errors import ConfigError
+from genjax.methods import classifier
+from tests.helpers import ROOT, load_config, one_device, random_batch
+
+
+def _load(name: str):
+  """An experiments/ script as a module (registered, so that the ablation's `import compare_methods` finds it)."""
+  if name not in sys.modules:
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "experiments", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+  return sys.modules[name]
+
+
+compare_methods = _load("compare_methods")
+aae_prior_ablation = _load("aae_prior_ablation")
+
+EXTRACTOR_PATH = "runs/classifier"  # stands for the untrained classifier of the fixture below
+
+
+@pytest.fixture
+def untrained_classifier(monkeypatch):
+  """The classifier extractor with random weights at 16×16 (its training is tests/test_classifier.py's)."""
+  config = load_config("classifier")
+  config.unlock()
+  config.data.image_size = 16
+  config.lock()
+  state = classifier.init_state(config, jax.random.PRNGKey(0), random_batch(n=1))
+  trained = classifier.TrainedClassifier(
+      module=state.models["classifier"], meta={"image_shape": [16, 16, 1], "config": {"data": {"name": "digits"}}},
+      variables={"params": state.params["classifier"], "batch_stats": state.batch_stats["classifier"]})
+  paths = []
+  monkeypatch.setattr(classifier, "load_classifier", lambda path, command=None: paths.append(path) or trained)
+  return paths
+
+
+def tiny(digits_dir, **more):
+  return {"model.width": 1 / 16, "data.image_size": 16, "data.data_dir": digits_dir, "batch_size": 8,
+          "train.num_image_samples": 4, "train.log_every": 1, "eval.metrics": ("fid", "kid"), **more}
+
+
+def test_compare_trains_evaluates_and_tabulates_every_method(tmp_path, digits_dir, untrained_classifier,
+                                                               monkeypatch):
+  workdir = tmp_path / "compare"
+  kwargs = dict(steps=2, extractor="classifier", extractor_path=EXTRACTOR_PATH, overrides=tiny(digits_dir),
+                mesh=one_device(), log=lambda text: None)
+  rows = compare_methods.compare(["vae", "dcgan"], str(workdir), num_samples=16, **kwargs)
+
+  assert [(r["name"], r["method"], r["steps"]) for r in rows] == [("vae", "vae", 2), ("dcgan", "dcgan", 2)]
+  assert untrained_classifier == [EXTRACTOR_PATH] * 2  # one extractor for both
+  for row in rows:
+    metrics = json.loads((workdir / row["name"] / "metrics.json").read_text())
+    assert metrics["step"] == 2 and metrics["eval"] == row["eval"]
+    assert metrics["eval_setup"]["extractor"] == "classifier" and metrics["eval_setup"]["num_generated"] == 16
+    assert np.isfinite(row["eval"]["fid"]) and np.isfinite(row["eval"]["kid"])
+  lines = (workdir / "comparison.md").read_text().splitlines()
+  assert "classifier (runs/classifier), 16 generated samples" in lines[0]
+  header = lines[2].split(" | ")
+  assert header[:5] == ["| method", "steps", "steps/s", "fid", "kid"], lines
+  table = {line.split(" | ")[0][2:]: line.split(" | ") for line in lines[4:]}
+  assert set(table) == {"vae", "dcgan"}
+  assert table["vae"][3] == f"{rows[0]['eval']['fid']:.4g}"
+  assert table["dcgan"][4] == f"{rows[1]['eval']['kid']:.4g} ± {rows[1]['eval']['kid_std']:.4g}"
+  assert json.loads((workdir / "comparison.json").read_text())["rows"] == rows
+  figure = np.asarray(Image.open(workdir / "comparison.png"))
+  grids = [np.asarray(Image.open(workdir / name / "samples.png")) for name in ("vae", "dcgan")]
+  assert figure.shape[1] >= sum(g.shape[1] for g in grids) and figure.shape[0] > grids[0].shape[0]
+
+  # Called again: nothing trains; the same evaluation is reused, another one evaluates the checkpoints again.
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("trained again"))
+  evaluated = []
+  monkeypatch.setattr(train, "evaluate_checkpoint", lambda config, workdir, **k: evaluated.append(
+      (os.path.basename(workdir), config.eval.num_samples)) or {"eval": {"fid": 1.5}})
+  assert compare_methods.compare(["vae", "dcgan"], str(workdir), num_samples=16, **kwargs) == rows
+  assert not evaluated
+  again = compare_methods.compare(["vae", "dcgan"], str(workdir), num_samples=12, **kwargs)
+  assert evaluated == [("vae", 12), ("dcgan", 12)]
+  assert [(r["eval"], r["steps"], r["steps_per_sec"]) for r in again] == [
+      ({"fid": 1.5}, 2, r["steps_per_sec"]) for r in rows]
+  assert "12 generated samples" in (workdir / "comparison.md").read_text()
+
+
+def test_runs_evaluated_differently_are_refused_before_training(tmp_path, digits_dir):
+  vae = compare_methods.Run("vae", os.path.join(ROOT, "configs", "vae.py:"), (("eval.num_samples", 8),))
+  with pytest.raises(ConfigError, match="'vae' and 'dcgan' would be evaluated differently.*num_samples"):
+    compare_methods.compare([vae, "dcgan"], str(tmp_path), overrides=tiny(digits_dir))
+  assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: compare_methods.parse_run("nope"), "no config for 'nope'; choose from .*vaegan"),
+    (lambda: compare_methods.build_config(compare_methods.parse_run("vae"), [("model.depth", "3")]),
+     "unknown config key 'model.depth'"),
+    (lambda: compare_methods.build_config(compare_methods.parse_run("vae"), [("model.width", "wide")]),
+     "config.model.width .*'wide' as a float"),
+    (lambda: compare_methods.compare([], "runs/x"), "--methods is empty"),
+    (lambda: compare_methods.compare(["vae", "vae"], "runs/x"), "share a name"),
+])
+def test_bad_input_is_one_readable_error(call, message):
+  with pytest.raises(ConfigError, match=message):
+    call()
+
+
+def test_command_line_values_take_the_type_of_the_key():
+  config = compare_methods.build_config(compare_methods.parse_run("vae:mnist"), [
+      ("loss.learn_sigma", "false"), ("train.num_steps", "7"), ("loss.beta", "2"),
+      ("eval.metrics", '("fid","is")'), ("data.name", "digits")])
+  assert config.data.name == "digits" and config.train.num_steps == 7 and config.loss.beta == 2.0
+  assert config.loss.learn_sigma is False and config.eval.metrics == ("fid", "is")
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  done = subprocess.run([sys.executable, "experiments/compare_methods.py", "--methods=vae,nope",
+                         f"--workdir={tmp_path}", "--config.model.width=0.5"],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+  assert done.stderr.strip().splitlines()[-1].startswith("genjax: error: --methods: no config for 'nope'")
+
+
+# --- Wang et al. Table 3 ---------------------------------------------------------------------------------------
+
+TABLE_3 = {  # row: (learned prior A, perceptual loss B, decoder in the prior phase C)
+    "AAE": (False, False, False), "+A": (True, False, False), "+A+B": (True, True, False),
+    "+A+B+C": (True, True, True)}
+
+
+def _switches(config):
+  return config.model.learned_prior, config.loss.perceptual, config.loss.decoder_in_prior_phase
+
+
+def _flat(config, prefix=""):
+  out = {}
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def test_ablation_rows_switch_on_a_then_b_then_c():
+  runs = aae_prior_ablation.runs()
+  assert [r.name for r in runs] == list(TABLE_3)
+  configs = {r.name: compare_methods.build_config(r) for r in runs}
+  full = config_lib.load_config(os.path.join(ROOT, "configs", "aae_prior.py"))
+  makhzani = config_lib.load_config(os.path.join(ROOT, "configs", "aae.py"))
+  for name, config in configs.items():
+    assert _switches(config) == TABLE_3[name], name
+    config_lib.validate(config, num_devices=1)  # a combination the method takes
+    differ = {k for k, v in _flat(config).items() if _flat(full)[k] != v}
+    assert differ <= {"model.learned_prior", "loss.perceptual", "loss.decoder_in_prior_phase"}, (name, differ)
+  assert _flat(configs["+A+B+C"]) == _flat(full)  # the paper's model: configs/aae_prior.py as it is
+  assert _switches(configs["AAE"]) == _switches(makhzani)  # the baseline: configs/aae.py's switches
+  assert all(r.config.endswith("aae_prior.py:cifar10") for r in aae_prior_ablation.runs("cifar10"))
+
+
+def test_ablation_scores_fid_is_and_kid(monkeypatch):
+  calls = []
+  monkeypatch.setattr(compare_methods, "compare", lambda runs, workdir, **kw: calls.append((runs, workdir, kw)))
+  aae_prior_ablation.ablation("runs/ablation", steps=5, overrides={"batch_size": 16})
+  (runs, workdir, kwargs), = calls
+  assert [r.name for r in runs] == list(TABLE_3) and workdir == "runs/ablation" and kwargs["steps"] == 5
+  assert kwargs["overrides"] == [("eval.metrics", ("fid", "is", "kid")), ("batch_size", 16)]
+  assert "Table 3" in kwargs["title"]
