@@ -67,6 +67,17 @@ def expand(command: str, namespace: dict) -> str:
   return re.sub(r"\{([^{}]+)\}", lambda m: str(eval(m.group(1), namespace)), command)  # noqa: S307
 
 
+MAIN_FLAGS = ("config", "workdir", "mode", "checkpoint", "num_samples", "multihost")
+
+
+def _drop_flags_of_other_commands() -> None:
+  """genjax.bench (imported by tests/test_bench.py in the same worker) defines --config too: drop the
+  flags genjax.main is about to define when another module holds their names."""
+  for name in MAIN_FLAGS:
+    if name in flags.FLAGS and flags.FLAGS.find_module_defining_flag(name) != "genjax.main":
+      delattr(flags.FLAGS, name)
+
+
 class Shell:
   """Runs a notebook's shell commands; remembers the genjax ones.
 
@@ -94,6 +105,7 @@ class Shell:
 
   def genjax_main(self, args: list[str]) -> None:
     """`python -m genjax.main ARGS` in this process: its flags parsed afresh, then its main()."""
+    _drop_flags_of_other_commands()
     from genjax import main as cli  # pylint: disable=import-outside-toplevel  (defines its flags)
     _reset_flags()  # the previous command's
     argv = ["genjax.main", *args]
