@@ -33,6 +33,13 @@ def state_arrays(state: TrainState) -> dict[str, Any]:
   return {f: getattr(state, f) for f in _ARRAY_FIELDS}
 
 
+def _shapes(tree) -> dict[str, tuple[int, ...] | None]:
+  """{'params/encoder/Dense_0/kernel': shape} of a tree of arrays or of orbax array metadata."""
+  return {jax.tree_util.keystr(path, simple=True, separator="/"):
+          None if getattr(leaf, "shape", None) is None else tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
 class Checkpointer:
   """Periodic, asynchronous, keep-N checkpoints with restore of the latest.
 
@@ -45,7 +52,9 @@ class Checkpointer:
     # A run killed while writing leaves a tmp directory that orbax never lists as a step; clean it up.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False, enable_async_checkpointing=True,
                                            cleanup_tmp_directories=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=options,  # handlers named up front, so the state's metadata can be read alone
+        item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -118,6 +127,7 @@ class Checkpointer:
 
   def _restore_state(self, step: int, target) -> dict[str, Any]:
     self._read_meta(step)
+    self._check_shapes(step, target)
     try:
       return self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
     except Exception as e:  # a partial or corrupt write, or networks of another config
@@ -125,6 +135,24 @@ class Checkpointer:
       raise UnreadableCheckpoint(
           f"checkpoint at step {step} in {self.directory} cannot be restored into this config's networks "
           f"({detail}); use the config it was written with, or another --workdir", detail) from None
+
+  def _check_shapes(self, step: int, target) -> None:
+    """Refuses, before reading any array, a checkpoint whose arrays differ from `target`'s (networks of
+    another config): a failed restore part-way would leave orbax's pending reads printing tracebacks."""
+    try:
+      saved = _shapes(self._manager.item_metadata(step)["state"])
+    except Exception as e:  # unreadable metadata: a partial or corrupt write
+      detail = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+      raise UnreadableCheckpoint(f"checkpoint at step {step} in {self.directory} is unreadable ({detail}); "
+                                 f"use another --workdir", detail) from None
+    wanted = _shapes(target)
+    for name in sorted(saved.keys() | wanted.keys()):
+      there, here = saved.get(name, "absent"), wanted.get(name, "absent")
+      if there != here and None not in (there, here):  # orbax records no shape for some scalars
+        raise CheckpointError(
+            f"checkpoint at step {step} in {self.directory} does not match this config's networks: {name} "
+            f"is {there} there and {here} here (did a model or optimizer key change?); use the config it "
+            f"was written with, or another --workdir")
 
   def _move_aside(self, step: int) -> None:
     os.replace(os.path.join(self.directory, str(step)), os.path.join(self.directory, f"unreadable-{step}"))

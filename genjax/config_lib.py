@@ -98,12 +98,25 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   for slot, opt in config.optim.items():
     _check(opt.name in OPTIMIZERS, f"optim.{slot}.name must be one of {OPTIMIZERS}, got {opt.name!r}")
     _check(math.isfinite(opt.lr) and opt.lr > 0, f"optim.{slot}.lr must be a positive number, got {opt.lr}")
+  _check_model_sizes(config.model)
   for key, value in config.loss.items():
     if isinstance(value, float):
       _check(math.isfinite(value), f"loss.{key} must be finite, got {value}")
   evaluator.validate(config, method, num_devices)
   if hasattr(method, "validate"):
     method.validate(config, image_shape)
+
+
+def _check_model_sizes(model) -> None:
+  """Layer sizes (ints and tuples of ints) >= 1, `condition_dim` >= 0 (0: none), width > 0."""
+  for key, value in model.items():
+    sizes = value if isinstance(value, tuple) else (value,)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+      low = 0 if key == "condition_dim" else 1
+      _check(all(v >= low for v in sizes), f"model.{key} must be >= {low}, got {value!r}")
+  if "width" in model:
+    _check(math.isfinite(model.width) and model.width > 0, f"model.width must be a positive number, "
+           f"got {model.width}")
 
 
 def check_nonnegative(section, keys, prefix: str = "loss") -> None:

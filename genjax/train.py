@@ -8,6 +8,7 @@ genjax.evaluation.evaluator's business.
 
 import json
 import os
+import resource
 import signal
 import time
 from typing import Any
@@ -68,15 +69,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, mesh=
 
   stop = _StopOnSignal()
   try:
-    state, summary, timer = _train(state, train_step, batches, config, writer, visuals, checkpointer, stop,
-                                   evaluate_now)
+    state, summary, timer, memory = _train(state, train_step, batches, config, writer, visuals, checkpointer,
+                                           stop, evaluate_now)
     if stop.requested:
       logging.warning("stopped early: no final evaluation (run --mode=eval on this workdir for one)")
     jax.block_until_ready(state)
     steps_per_sec = timer.steps_per_sec()  # of training alone, before the final evaluation
     results = {} if stop.requested else evaluate_now(state)
     _write_results(workdir, config, state, visuals, summary, results, steps_per_sec, checkpointer,
-                   {"eval_setup": evaluator.setup(), "best": best.best if best else None})
+                   {"eval_setup": evaluator.setup(), "best": best.best if best else None,
+                    "host_memory_mb": memory.report()})
   finally:  # also after an error: finish pending checkpoint writes and event files
     stop.restore()
     checkpointer.close()
@@ -92,7 +94,7 @@ def _train(state, train_step, batches, config, writer, visuals, checkpointer, st
   start_step, cfg = int(jax.device_get(state.step)), config.train
   progress = periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=writer,
                                              every_steps=cfg.log_every)
-  timer, summary, pending = _StepTimer(), {}, None
+  timer, memory, summary, pending = _StepTimer(), _HostMemory(), {}, None
   for step in range(start_step + 1, cfg.num_steps + 1):
     with jax.profiler.StepTraceAnnotation("train", step_num=step):
       state, metrics = train_step(state, next(batches))
@@ -104,7 +106,7 @@ def _train(state, train_step, batches, config, writer, visuals, checkpointer, st
       summary = _checked_summary(pending, step)
       if summary.get(SKIPPED):
         logging.warning("skipped %d non-finite update(s) by step %d", round(float(pending[SKIPPED].total)), step)
-      writer.write_scalars(step, summary)
+      writer.write_scalars(step, {**summary, **memory.log(step)})
       pending = None
     if (step % cfg.image_every == 0 or last) and (grids := visuals.grids(state)):
       writer.write_images(step, grids)
@@ -119,7 +121,7 @@ def _train(state, train_step, batches, config, writer, visuals, checkpointer, st
     if stop.requested:
       logging.warning("stop requested: checkpoint written at step %d", step)
       break
-  return state, summary, timer
+  return state, summary, timer, memory
 
 
 def skip_nonfinite(train_step):
@@ -293,6 +295,38 @@ class _StepTimer:
     if not self.steps:
       return None
     return self.steps / (time.perf_counter() - self.t0)
+
+
+class _HostMemory:
+  """This process's resident memory at each log (TensorBoard `host/rss_mb`): a long run shows whether it
+  grows after the first steps; metrics.json keeps the first and last logged values and the peak."""
+
+  def __init__(self):
+    self.first = self.last = None
+
+  def log(self, step: int) -> dict[str, float]:
+    rss = host_rss_mb()
+    if rss is None:
+      return {}
+    self.first = self.first or (step, rss)
+    self.last = (step, rss)
+    return {"host/rss_mb": rss}
+
+  def report(self) -> dict[str, float] | None:
+    if self.first is None:
+      return None
+    return {"first_log_step": self.first[0], "first_log": self.first[1], "last_log_step": self.last[0],
+            "last_log": self.last[1], "peak": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def host_rss_mb() -> float | None:
+  """Resident set size of this process in MiB (Linux: /proc/self/statm), None where unavailable."""
+  try:
+    with open("/proc/self/statm") as f:
+      pages = int(f.read().split()[1])
+  except (OSError, ValueError, IndexError):
+    return None
+  return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 def _write_results(workdir, config, state, visuals, summary, eval_results, steps_per_sec, checkpointer,

@@ -47,6 +47,13 @@ CASES = {
     "image size": (["--config=configs/vae.py", "--config.data.image_size=20"], "20"),
     "non-positive batch": (["--config=configs/vae.py", "--config.batch_size=0"], "batch_size"),
     "another method's checkpoint": (["--config=configs/vaegan.py"], "method='vae'"),
+    "checkpoint of another width": (["--config=configs/vae.py", *TINY, "--config.model.width=0.125"],
+                                    "is (192,) there and (384,) here"),
+    "checkpoint of another optimizer": (["--config=configs/vae.py", *TINY, "--config.optim.vae.name=sgd"],
+                                        "does not match this config's networks: opt_state/vae/"),
+    "unknown split": (["--config=configs/vae.py", *TINY, "--config.data.split=trian"], "no split 'trian'"),
+    "negative loss weight": (["--config=configs/vae.py", *TINY, "--config.loss.beta=-1.0"], "loss.beta"),
+    "zero latent size": (["--config=configs/vae.py", *TINY, "--config.model.latent_dim=0"], "model.latent_dim"),
 }
 
 

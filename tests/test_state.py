@@ -92,7 +92,8 @@ def test_checkpoint_of_another_shape_is_refused(tmp_path):
   ckpt.save(_state())
   ckpt.close()
   reader = Checkpointer(str(tmp_path), meta)
-  with pytest.raises(CheckpointError, match="cannot be restored into this config's networks"):
+  # Read from the metadata before any array: no half-done restore.
+  with pytest.raises(CheckpointError, match=r"networks: params/c/w is \(2,\) there and \(5,\) here"):
     reader.restore(_state().replace(params={**_state().params, "c": {"w": jnp.ones(5)}}))
   reader.close()
 
@@ -128,7 +129,7 @@ def test_when_no_checkpoint_restores_nothing_is_moved_and_the_error_names_the_st
   for step in ("1", "2"):
     _truncate_arrays(tmp_path / "checkpoints" / step)
   reader = Checkpointer(str(tmp_path), meta)
-  with pytest.raises(CheckpointError, match="checkpoint at step 2 .* cannot be restored"):
+  with pytest.raises(CheckpointError, match="checkpoint at step 2 .* (is unreadable|cannot be restored)"):
     reader.restore(_state())
   reader.close()
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1", "2"]

@@ -40,6 +40,8 @@ def test_default_preset_trains_and_writes_every_output(method, digits_dir, tmp_p
   results = json.loads((tmp_path / "metrics.json").read_text())
   assert results["step"] == 2 and results["method"] == method
   assert all(np.isfinite(v) for v in results["train"].values())
+  memory = results["host_memory_mb"]  # resident memory at the first and last log, and the peak
+  assert memory["last_log_step"] == 2 and 0 < memory["first_log"] <= memory["peak"]
 
 
 @pytest.mark.parametrize("preset", DOWNLOAD_ONLY_PRESETS)

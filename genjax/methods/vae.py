@@ -10,7 +10,7 @@ One optimizer slot, "vae", trains encoder, decoder and σ together.
 import jax
 import jax.numpy as jnp
 
-from genjax import losses, optim
+from genjax import config_lib, losses, optim
 from genjax.evaluation import likelihood
 from genjax.methods import common
 from genjax.methods.common import decode, encode, generate, reconstruct  # noqa: F401  (the method's API)
@@ -21,6 +21,7 @@ SIGMA = "pixel_log_sigma"
 
 def validate(config, image_shape) -> None:
   common.check_downsampling(image_shape, len(config.model.decoder_channels))
+  config_lib.check_nonnegative(config.loss, ("beta",))
 
 
 def init_state(config, rng: jax.Array, batch) -> TrainState:
