@@ -178,3 +178,30 @@ def test_ablation_scores_fid_is_and_kid(monkeypatch):
   assert [r.name for r in runs] == list(TABLE_3) and workdir == "runs/ablation" and kwargs["steps"] == 5
   assert kwargs["overrides"] == [("eval.metrics", ("fid", "is", "kid")), ("batch_size", 16)]
   assert "Table 3" in kwargs["title"]
+
+
+speed_table = _load("speed_table")
+
+
+def test_speed_table_times_both_sides_and_divides(tmp_path):
+  """genjax.bench for real (tiny batch) against a stand-in peer interpreter that reports 2 steps/s."""
+  peer = tmp_path / "peer_python"
+  peer.write_text('#!/bin/sh\necho "{\\"steps_per_sec\\": 2.0}"\n')
+  peer.chmod(0o755)
+  out = tmp_path / "speed"
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  env.pop("XLA_FLAGS", None)
+  done = subprocess.run([sys.executable, "experiments/speed_table.py", "--methods=vae", "--steps=1",
+                         "--batch_size=4", f"--torch_python={peer}", f"--out={out}"],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-3000:]
+  (row,) = json.loads((out / "speed.json").read_text())["speed"]
+  assert row["method"] == "vae" and row["batch_size"] == 4 and row["torch_steps_per_sec"] == 2.0
+  assert row["ratio"] == round(row["genjax_steps_per_sec"] / 2.0, 2) and row["gflop_per_step"] > 0
+  assert "| vae | 4 |" in (out / "speed.md").read_text()
+
+
+def test_speed_table_refuses_unknown_methods():
+  done = subprocess.run([sys.executable, "experiments/speed_table.py", "--methods=vae,gan9000"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+  assert done.returncode != 0 and "unknown gan9000" in done.stderr
