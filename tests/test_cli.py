@@ -57,19 +57,51 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_line_and_leaves_the_workdir_alone(case, trained_vae):
-  workdir, data_dir = trained_vae
-  args, needle = CASES[case]
-  before = _snapshot(workdir)
-  if "without overrides" not in case and "config file" not in case:
-    args = [*args, f"--config.data.data_dir={data_dir}"]  # never prepare digits outside the test's dirs
+def _assert_refused(args, workdir, needle, *watched):
+  """One `genjax: error:` line holding `needle`, exit 2, no traceback, and the `watched` dirs left as they were."""
+  before = [_snapshot(w) for w in watched]
   result = _run(args, workdir)
   assert result.returncode == 2
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("genjax: error: ") and needle in last, result.stderr[-3000:]
   assert "Traceback" not in result.stderr
-  assert _snapshot(workdir) == before
+  assert [_snapshot(w) for w in watched] == before
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_and_leaves_the_workdir_alone(case, trained_vae):
+  workdir, data_dir = trained_vae
+  args, needle = CASES[case]
+  if "without overrides" not in case and "config file" not in case:
+    args = [*args, f"--config.data.data_dir={data_dir}"]  # never prepare digits outside the test's dirs
+  _assert_refused(args, workdir, needle, workdir)
+
+
+@pytest.fixture(scope="module")
+def trained_classifier(trained_vae, tmp_path_factory):
+  """A one-step classifier on 16×16 digits."""
+  workdir = tmp_path_factory.mktemp("classifier_run")
+  result = _run(["--config=configs/classifier.py", *TINY, "--config.data.image_size=16",
+                 f"--config.data.data_dir={trained_vae[1]}"], workdir)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return workdir
+
+
+def test_bad_workdirs_are_refused(trained_vae, trained_classifier, tmp_path):
+  """A workdir that cannot be created, and discreg classifiers that are not a matching classifier run."""
+  vae_run, data_dir = trained_vae
+  (tmp_path / "file").write_text("")
+  discreg = ["--config=configs/discreg.py", *TINY, f"--config.data.data_dir={data_dir}"]
+  cases = [
+      (["--config=configs/vae.py", *TINY], tmp_path / "file" / "run", "is not writable"),
+      ([*discreg, f"--config.discreg.classifier_workdir={vae_run}"], tmp_path / "a",
+       "holds a 'vae' checkpoint, not a classifier"),
+      ([*discreg, f"--config.discreg.classifier_workdir={trained_classifier}"], tmp_path / "b",
+       "was trained on digits images of shape (16, 16, 1), but this run models digits images of shape "
+       "(32, 32, 1)"),
+  ]
+  for args, workdir, needle in cases:
+    _assert_refused(args, workdir, needle, vae_run, trained_classifier)
 
 
 @pytest.mark.parametrize("bug", [AttributeError("no attribute 'foo'"), KeyError("foo"), OSError("disk full")])
