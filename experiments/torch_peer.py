@@ -11,7 +11,7 @@ activations; parameter counts equal genjax's, see GENJAX_PARAMS), same loss term
 weights, the preset's optimizer and the same update schedule within one step: one forward pass, then
 `torch.autograd.grad` of each network's own loss w.r.t. its own parameters and simultaneous updates
 (aae_prior: genjax's two phases in turn; BEGAN/atvae: the k controller as a scalar op; vaegan: Larsen's
-equilibrium gates). Images are 32×32×3 in NCHW (genjax: NHWC); TF "SAME" padding is reproduced by
+equilibrium gates, which as in genjax rest a network's step but not its gradient). Images are 32×32×3 in NCHW (genjax: NHWC); TF "SAME" padding is reproduced by
 output size (where TF pads asymmetrically, torch pads symmetrically: same work). Initialisation is
 torch's default (speed does not depend on it).
 
@@ -99,9 +99,10 @@ def reparameterize(mean, logvar):
   return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
 
 
-def own_update(updates):
+def own_update(updates, resting=()):
   """updates: [(loss, [optimizers])]. Each group of networks gets ∂loss/∂(its own params) only, all from the
-  same forward graph; then every network steps (simultaneous updates, as genjax's one vjp)."""
+  same forward graph; then every network not `resting` steps (simultaneous updates, as genjax's one vjp,
+  which also computes a resting network's gradient and discards it)."""
   for i, (loss, group) in enumerate(updates):
     params = [p for opt in group for g in opt.param_groups for p in g["params"]]
     grads = torch.autograd.grad(loss, params, retain_graph=i < len(updates) - 1)
@@ -109,7 +110,8 @@ def own_update(updates):
       p.grad = g
   for _, group in updates:
     for opt in group:
-      opt.step()
+      if opt not in resting:
+        opt.step()
 
 
 def single_update(opt, loss):
@@ -204,10 +206,9 @@ def vaegan_step(nets, opts, batch, gamma=1e-5, equilibrium=0.68, margin=0.35):
   train_dis = not (real_v < equilibrium - margin or fake_v < equilibrium - margin)
   train_dec = not (real_v > equilibrium + margin or fake_v > equilibrium + margin)
   train_dis, train_dec = (True, True) if not (train_dis or train_dec) else (train_dis, train_dec)
-  updates = [(kl(mean, logvar) + llike, [opts["encoder"]]),
-             (gamma * llike + gen_loss(prior), [opts["decoder"]] if train_dec else []),
-             (real_bce + prior_bce, [opts["discriminator"]] if train_dis else [])]
-  own_update([u for u in updates if u[1]])
+  own_update([(kl(mean, logvar) + llike, [opts["encoder"]]), (gamma * llike + gen_loss(prior), [opts["decoder"]]),
+              (real_bce + prior_bce, [opts["discriminator"]])],
+             resting=[opts[net] for net, on in (("decoder", train_dec), ("discriminator", train_dis)) if not on])
 
 
 # --- DCGAN's networks (dcgan, dfm) -----------------------------------------------------------------------
