@@ -15,6 +15,7 @@ configs/classifier.py:cifar10 run on tfds mock data (speed does not depend on it
 <out>/speed.md and <out>/speed.json and prints the table.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,16 +28,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ("vae", "vaegan", "dcgan", "dfm", "began", "atvae", "aae_prior", "aae", "vampprior", "discreg",
            "classifier")
 
-_METHODS = flags.DEFINE_list("methods", list(METHODS), "Methods to time (their cifar10 presets).")
-_TORCH = flags.DEFINE_string("torch_python", None, "A Python with torch 2.13 (the peer's interpreter); "
-                             "without it only genjax is timed.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per run (after compilation and warm-up).", lower_bound=1)
-_BATCH = flags.DEFINE_integer("batch_size", 64, "Batch size of both sides.", lower_bound=1)
-_REPEATS = flags.DEFINE_integer("repeats", 1, "Alternated runs per side; the best steps/s is kept.",
-                                lower_bound=1)
-_PIPELINE = flags.DEFINE_bool("pipeline", False, "Also time each digits preset on the real TFDS pipeline.")
-_PIPELINE_ONLY = flags.DEFINE_bool("pipeline_only", False, "Only the pipeline table.")
-_OUT = flags.DEFINE_string("out", None, "Directory for speed.md and speed.json (default: print only).")
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """How each side is timed (the command-line flags of the same names)."""
+  steps: int = 5                   # timed steps per run, after compilation and warm-up
+  batch_size: int = 64             # of both sides
+  repeats: int = 1                 # alternated runs per side; the best steps/s is kept
+  torch_python: str | None = None  # a Python with torch 2.13; None: genjax only
+
+
+def define_flags() -> None:
+  """The command line (defined only when run as a script: importing this module defines no flags)."""
+  flags.DEFINE_list("methods", list(METHODS), "Methods to time (their cifar10 presets).")
+  flags.DEFINE_string("torch_python", None, "A Python with torch 2.13 (the peer's interpreter); without it only "
+                      "genjax is timed.")
+  flags.DEFINE_integer("steps", 5, "Timed steps per run (after compilation and warm-up).", lower_bound=1)
+  flags.DEFINE_integer("batch_size", 64, "Batch size of both sides.", lower_bound=1)
+  flags.DEFINE_integer("repeats", 1, "Alternated runs per side; the best steps/s is kept.", lower_bound=1)
+  flags.DEFINE_bool("pipeline", False, "Also time each digits preset on the real TFDS pipeline.")
+  flags.DEFINE_bool("pipeline_only", False, "Only the pipeline table.")
+  flags.DEFINE_string("out", None, "Directory for speed.md and speed.json (default: print only).")
 
 
 def last_json(command: list[str], env=None) -> dict:
@@ -67,22 +79,22 @@ def genjax_command(method: str, preset: str, extra=()) -> list[str]:
   return [sys.executable, "-m", "genjax.bench", f"--config=configs/{method}.py:{preset}", *extra]
 
 
-def time_method(method: str, classifier: str) -> dict:
-  extra = [f"--batch_size={_BATCH.value}", f"--steps={_STEPS.value}"]
+def time_method(method: str, classifier: str, settings: Settings) -> dict:
+  extra = [f"--batch_size={settings.batch_size}", f"--steps={settings.steps}"]
   if method == "discreg":
     extra.append(f"--config.discreg.classifier_workdir={classifier}")
   best = {"genjax": None, "torch": None}
-  for _ in range(_REPEATS.value):
+  for _ in range(settings.repeats):
     result = last_json(genjax_command(method, "cifar10", extra))
     if not best["genjax"] or result["steps_per_sec"] > best["genjax"]["steps_per_sec"]:
       best["genjax"] = result
-    if _TORCH.value:
-      peer = last_json([_TORCH.value, "experiments/torch_peer.py", f"--method={method}",
-                        f"--batch_size={_BATCH.value}", f"--steps={_STEPS.value}"])
+    if settings.torch_python:
+      peer = last_json([settings.torch_python, "experiments/torch_peer.py", f"--method={method}",
+                        f"--batch_size={settings.batch_size}", f"--steps={settings.steps}"])
       if not best["torch"] or peer["steps_per_sec"] > best["torch"]["steps_per_sec"]:
         best["torch"] = peer
   ours, peer = best["genjax"], best["torch"]
-  row = {"method": method, "batch_size": _BATCH.value, "compile_s": ours["compile_s"],
+  row = {"method": method, "batch_size": settings.batch_size, "compile_s": ours["compile_s"],
          "genjax_steps_per_sec": ours["steps_per_sec"], "genjax_images_per_sec": ours["images_per_sec"],
          "gflop_per_step": round(ours["flops_per_step"] / 1e9, 1),
          "genjax_gflop_per_sec": round(ours["flops_per_sec"] / 1e9, 1)}
@@ -92,25 +104,24 @@ def time_method(method: str, classifier: str) -> dict:
   return row
 
 
-def speed_rows(methods) -> list[dict]:
+def speed_rows(methods, settings: Settings) -> list[dict]:
   with tempfile.TemporaryDirectory() as tmp:
     classifier = mock_classifier(os.path.join(tmp, "classifier")) if "discreg" in methods else ""
     rows = []
     for method in methods:
-      rows.append(time_method(method, classifier))
+      rows.append(time_method(method, classifier, settings))
       print(json.dumps(rows[-1]), flush=True)
   return rows
 
 
-def pipeline_rows(methods) -> list[dict]:
+def pipeline_rows(methods, steps: int) -> list[dict]:
   rows = []
   for method in methods:
     # discreg's digits preset needs runs/classifier; the pipeline is the same as every other method's.
     if method == "discreg":
       continue
     # Longer than the speed runs: the warm-up also covers the first pass over a small cached split.
-    result = last_json(genjax_command(method, "", [f"--steps={_STEPS.value * 12}", f"--warmup={_STEPS.value * 6}",
-                                                   "--pipeline"]))
+    result = last_json(genjax_command(method, "", [f"--steps={steps * 12}", f"--warmup={steps * 6}", "--pipeline"]))
     rows.append({"method": method, "image_shape": result["image_shape"], "batch_size": result["batch_size"],
                  "steps_per_sec": result["steps_per_sec"],
                  "pipeline_steps_per_sec": round(result["pipeline_steps_per_sec"], 3),
@@ -129,24 +140,26 @@ def markdown(rows: list[dict]) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  unknown = sorted(set(_METHODS.value) - set(METHODS))
+  f = flags.FLAGS
+  unknown = sorted(set(f.methods) - set(METHODS))
   if unknown:
     raise app.UsageError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
   logging.set_verbosity(logging.WARNING)  # the mock classifier's training would log every step
   tables = {}
-  if not _PIPELINE_ONLY.value:
-    tables["speed"] = speed_rows(_METHODS.value)
-  if _PIPELINE.value or _PIPELINE_ONLY.value:
-    tables["pipeline"] = pipeline_rows(_METHODS.value)
+  if not f.pipeline_only:
+    tables["speed"] = speed_rows(f.methods, Settings(f.steps, f.batch_size, f.repeats, f.torch_python))
+  if f.pipeline or f.pipeline_only:
+    tables["pipeline"] = pipeline_rows(f.methods, f.steps)
   text = "\n\n".join(f"### {name}\n\n{markdown(rows)}" for name, rows in tables.items())
   print(text)
-  if _OUT.value:
-    os.makedirs(_OUT.value, exist_ok=True)
-    with open(os.path.join(_OUT.value, "speed.md"), "w") as f:
-      f.write(text + "\n")
-    with open(os.path.join(_OUT.value, "speed.json"), "w") as f:
-      json.dump(tables, f, indent=2)
+  if f.out:
+    os.makedirs(f.out, exist_ok=True)
+    with open(os.path.join(f.out, "speed.md"), "w") as file:
+      file.write(text + "\n")
+    with open(os.path.join(f.out, "speed.json"), "w") as file:
+      json.dump(tables, file, indent=2)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
