@@ -8,8 +8,8 @@ genjax.evaluation.evaluator's business.
 
 import json
 import os
-import resource
 import signal
+import sys
 import time
 from typing import Any
 
@@ -25,6 +25,11 @@ from genjax.checkpoint import Checkpointer
 from genjax.errors import CheckpointError, ConfigError, NonFiniteError
 from genjax.evaluation import evaluator as evaluation
 from genjax.state import TrainState, count_params
+
+try:
+  import resource  # the peak RSS in metrics.json; Unix only
+except ImportError:
+  resource = None
 
 NUM_RECONSTRUCTIONS = 32
 SKIPPED = "nonfinite_skipped"
@@ -315,8 +320,10 @@ class _HostMemory:
   def report(self) -> dict[str, float] | None:
     if self.first is None:
       return None
+    unit = 2**20 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    peak = resource and round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / unit, 1)
     return {"first_log_step": self.first[0], "first_log": self.first[1], "last_log_step": self.last[0],
-            "last_log": self.last[1], "peak": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "last_log": self.last[1], "peak": peak}
 
 
 def host_rss_mb() -> float | None:
