@@ -13,6 +13,11 @@ configs/classifier.py:cifar10 run on tfds mock data (speed does not depend on it
 `--pipeline`, every method's offline digits preset is also timed fed by the real TFDS pipeline
 (`genjax.bench --pipeline`), whose ratio to an in-memory batch should be ≥ 0.95. Writes
 <out>/speed.md and <out>/speed.json and prints the table.
+
+The table also says how much of the machine each side uses: the best float32 matmul rate (XLA's
+`jnp.dot` of two `--peak_size` square matrices, which runs at PyTorch's rate on CPU) is the ceiling, and
+`torch_pct_of_peak` is the peer's step at XLA's FLOP count against it. A ratio of r needs genjax at r times
+the peer's share: above 100 % no float32 implementation of the same work can reach it.
 """
 
 import dataclasses
@@ -21,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 from absl import app, flags, logging
 
@@ -36,6 +42,7 @@ class Settings:
   batch_size: int = 64             # of both sides
   repeats: int = 1                 # alternated runs per side; the best steps/s is kept
   torch_python: str | None = None  # a Python with torch 2.13; None: genjax only
+  peak_size: int = 4096            # side of the square float32 matmul that measures the machine's peak
 
 
 def define_flags() -> None:
@@ -46,6 +53,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("steps", 5, "Timed steps per run (after compilation and warm-up).", lower_bound=1)
   flags.DEFINE_integer("batch_size", 64, "Batch size of both sides.", lower_bound=1)
   flags.DEFINE_integer("repeats", 1, "Alternated runs per side; the best steps/s is kept.", lower_bound=1)
+  flags.DEFINE_integer("peak_size", 4096, "Side of the square float32 matmul that measures the machine's "
+                       "peak FLOP/s (0: skip).", lower_bound=0)
   flags.DEFINE_bool("pipeline", False, "Also time each digits preset on the real TFDS pipeline.")
   flags.DEFINE_bool("pipeline_only", False, "Only the pipeline table.")
   flags.DEFINE_string("out", None, "Directory for speed.md and speed.json (default: print only).")
@@ -77,6 +86,20 @@ def mock_classifier(workdir: str) -> str:
 
 def genjax_command(method: str, preset: str, extra=()) -> list[str]:
   return [sys.executable, "-m", "genjax.bench", f"--config=configs/{method}.py:{preset}", *extra]
+
+
+def matmul_peak_gflops(size: int, repeats: int = 5) -> float:
+  """The best GFLOP/s of a float32 `size`×`size` matmul on the default device: the machine's ceiling."""
+  import jax  # pylint: disable=g-import-not-at-top
+  a = jax.random.normal(jax.random.key(0), (size, size))
+  matmul = jax.jit(lambda a: a @ a)
+  matmul(a).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * size**3 / best / 1e9
 
 
 def time_method(method: str, classifier: str, settings: Settings) -> dict:
@@ -111,6 +134,13 @@ def speed_rows(methods, settings: Settings) -> list[dict]:
     for method in methods:
       rows.append(time_method(method, classifier, settings))
       print(json.dumps(rows[-1]), flush=True)
+  if settings.peak_size:
+    peak = matmul_peak_gflops(settings.peak_size)
+    for row in rows:
+      row["peak_gflop_per_sec"] = round(peak, 1)
+      row["genjax_pct_of_peak"] = round(100 * row["genjax_gflop_per_sec"] / peak)
+      if "torch_steps_per_sec" in row:
+        row["torch_pct_of_peak"] = round(100 * row["torch_steps_per_sec"] * row["gflop_per_step"] / peak)
   return rows
 
 
@@ -147,7 +177,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # the mock classifier's training would log every step
   tables = {}
   if not f.pipeline_only:
-    tables["speed"] = speed_rows(f.methods, Settings(f.steps, f.batch_size, f.repeats, f.torch_python))
+    tables["speed"] = speed_rows(f.methods, Settings(f.steps, f.batch_size, f.repeats, f.torch_python,
+                                                        f.peak_size))
   if f.pipeline or f.pipeline_only:
     tables["pipeline"] = pipeline_rows(f.methods, f.steps)
   text = "\n\n".join(f"### {name}\n\n{markdown(rows)}" for name, rows in tables.items())

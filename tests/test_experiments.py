@@ -192,12 +192,14 @@ def test_speed_table_times_both_sides_and_divides(tmp_path):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
   env.pop("XLA_FLAGS", None)
   done = subprocess.run([sys.executable, "experiments/speed_table.py", "--methods=vae", "--steps=1",
-                         "--batch_size=4", f"--torch_python={peer}", f"--out={out}"],
+                         "--batch_size=4", "--peak_size=256", f"--torch_python={peer}", f"--out={out}"],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-3000:]
   (row,) = json.loads((out / "speed.json").read_text())["speed"]
   assert row["method"] == "vae" and row["batch_size"] == 4 and row["torch_steps_per_sec"] == 2.0
   assert row["ratio"] == round(row["genjax_steps_per_sec"] / 2.0, 2) and row["gflop_per_step"] > 0
+  peer_share = 100 * 2.0 * row["gflop_per_step"] / row["peak_gflop_per_sec"]
+  assert row["peak_gflop_per_sec"] > 0 and row["torch_pct_of_peak"] == round(peer_share)
   assert "| vae | 4 |" in (out / "speed.md").read_text()
 
 
