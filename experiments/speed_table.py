@@ -42,7 +42,7 @@ class Settings:
   batch_size: int = 64             # of both sides
   repeats: int = 1                 # alternated runs per side; the best steps/s is kept
   torch_python: str | None = None  # a Python with torch 2.13; None: genjax only
-  peak_size: int = 4096            # side of the square float32 matmul that measures the machine's peak
+  peak_size: int = 2048            # side of the square float32 matmul that measures the machine's peak
 
 
 def define_flags() -> None:
@@ -53,7 +53,7 @@ def define_flags() -> None:
   flags.DEFINE_integer("steps", 5, "Timed steps per run (after compilation and warm-up).", lower_bound=1)
   flags.DEFINE_integer("batch_size", 64, "Batch size of both sides.", lower_bound=1)
   flags.DEFINE_integer("repeats", 1, "Alternated runs per side; the best steps/s is kept.", lower_bound=1)
-  flags.DEFINE_integer("peak_size", 4096, "Side of the square float32 matmul that measures the machine's "
+  flags.DEFINE_integer("peak_size", 2048, "Side of the square float32 matmul that measures the machine's "
                        "peak FLOP/s (0: skip).", lower_bound=0)
   flags.DEFINE_bool("pipeline", False, "Also time each digits preset on the real TFDS pipeline.")
   flags.DEFINE_bool("pipeline_only", False, "Only the pipeline table.")
@@ -88,7 +88,7 @@ def genjax_command(method: str, preset: str, extra=()) -> list[str]:
   return [sys.executable, "-m", "genjax.bench", f"--config=configs/{method}.py:{preset}", *extra]
 
 
-def matmul_peak_gflops(size: int, repeats: int = 5) -> float:
+def matmul_peak_gflops(size: int, repeats: int = 20) -> float:
   """The best GFLOP/s of a float32 `size`×`size` matmul on the default device: the machine's ceiling."""
   import jax  # pylint: disable=g-import-not-at-top
   a = jax.random.normal(jax.random.key(0), (size, size))
@@ -128,14 +128,15 @@ def time_method(method: str, classifier: str, settings: Settings) -> dict:
 
 
 def speed_rows(methods, settings: Settings) -> list[dict]:
+  peak = matmul_peak_gflops(settings.peak_size) if settings.peak_size else None
   with tempfile.TemporaryDirectory() as tmp:
     classifier = mock_classifier(os.path.join(tmp, "classifier")) if "discreg" in methods else ""
     rows = []
     for method in methods:
       rows.append(time_method(method, classifier, settings))
       print(json.dumps(rows[-1]), flush=True)
-  if settings.peak_size:
-    peak = matmul_peak_gflops(settings.peak_size)
+  if peak:  # the best of before and after: the machine's clock moves with its other tenants
+    peak = max(peak, matmul_peak_gflops(settings.peak_size))
     for row in rows:
       row["peak_gflop_per_sec"] = round(peak, 1)
       row["genjax_pct_of_peak"] = round(100 * row["genjax_gflop_per_sec"] / peak)
