@@ -16,8 +16,9 @@ output size (where TF pads asymmetrically, torch pads symmetrically: same work).
 torch's default (speed does not depend on it).
 
 Batch: 64 by default (`--batch_size=0`: the preset's, which is 128 for dcgan, 16 for began/atvae and 96
-for discreg/classifier; pass genjax.bench `--batch_size=64` to compare at 64). Prints one JSON line like
-genjax.bench.
+for discreg/classifier; pass genjax.bench `--batch_size=64` to compare at 64). `--device=cuda` runs on a
+GPU (every tensor is made there), `--bf16` under `torch.autocast` in bfloat16 (genjax: `--config.dtype=
+bfloat16`). Prints one JSON line like genjax.bench.
 """
 
 import argparse
@@ -714,6 +715,8 @@ def main():
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--batch_size", type=int, default=64, help="0: the cifar10 preset's batch size")
   parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+  parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+  parser.add_argument("--bf16", action="store_true", help="compute under torch.autocast in bfloat16")
   parser.add_argument("--check_params", action="store_true", help="print parameter counts vs genjax's, no training")
   args = parser.parse_args()
   torch.manual_seed(0)
@@ -724,17 +727,27 @@ def main():
     parser.error("--method=all only with --check_params")
   if args.threads:
     torch.set_num_threads(args.threads)
+  device = torch.device(args.device)
+  torch.set_default_device(device)  # networks, batches and the steps' own random draws are made there
   build, step_fn, preset_batch = METHODS[args.method]
   batch_size = args.batch_size or preset_batch
   nets, opts = build()
   batch = synthetic_batch(batch_size)
-  step = lambda: step_fn(nets, opts, batch)
+
+  def step():
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+      step_fn(nets, opts, batch)
+
   step()  # warm-up
+  synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+  synchronize()
   start = time.perf_counter()
   for _ in range(args.steps):
     step()
+  synchronize()
   steps_per_sec = args.steps / (time.perf_counter() - start)
   print(json.dumps({"peer": "pytorch-eager", "torch": torch.__version__, "method": args.method,
+                    "device": str(device), "dtype": "bfloat16" if args.bf16 else "float32",
                     "batch_size": batch_size, "threads": torch.get_num_threads(),
                     "steps_per_sec": round(steps_per_sec, 3),
                     "images_per_sec": round(steps_per_sec * batch_size, 1)}))
