@@ -10,7 +10,7 @@ import pytest
 from jax import lax
 
 from genjax.nets import (Conv, ConvTranspose, Decoder, Discriminator,
-                         Encoder, check_image_shape)
+                         Encoder, check_image_shape, layers)
 
 HIGHEST = lax.Precision.HIGHEST  # So the comparisons also hold on GPU/TPU.
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -126,6 +126,27 @@ def test_conv_matches_flax_with_gradients(k, stride):
 def test_conv_other_paddings(padding):
   _compare_to_flax((1, 9, 8, 2), padding, features=3, kernel_size=(4, 3),
                    strides=(2, 3), use_bias=False, **_CONV)
+
+
+@pytest.mark.parametrize("hw, k, stride, padding", [
+    ((2, 2), 3, 1, "SAME"), ((1, 3), 3, 1, "SAME"), ((2, 3), 4, 2, ((1, 2), (1, 1))), ((3, 2), 4, 1, 2)])
+def test_conv_of_maps_smaller_than_the_kernel(hw, k, stride, padding):
+  # These take the patch-matrix path (XLA:CPU's conv is slow there); same values and gradients as flax.
+  _compare_to_flax((2, *hw, 5), padding, features=4, kernel_size=(k, k), strides=(stride, stride), **_CONV)
+
+
+def test_conv_transpose_of_a_map_smaller_than_its_sub_pixel_kernel():
+  _compare_to_flax((2, 1, 2, 5), features=4, kernel_size=(5, 5), strides=(2, 2))  # 3×3 sub-kernel on 1×2
+
+
+def test_patch_conv_is_lax_conv_with_negative_padding_and_strides():
+  rng = np.random.default_rng(0)
+  x, kernel = rng.normal(size=(2, 7, 6, 3)), rng.normal(size=(3, 2, 3, 4))
+  padding = ((-1, 2), (1, -1))
+  want = lax.conv_general_dilated(x, kernel, (2, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  precision=HIGHEST)
+  got = layers.patch_conv(jnp.asarray(x), jnp.asarray(kernel), (2, 1), padding, precision=HIGHEST)
+  np.testing.assert_allclose(got, want, **TOL)
 
 
 def test_conv_compute_dtype_and_bf16_gradient():

@@ -9,6 +9,11 @@ The input gradient of a strided conv is such a transposed conv as well, so
 `Conv` (same function and parameters as `flax.linen.Conv`) computes that
 gradient with the sub-pixel form too.
 
+XLA:CPU also convolves a map smaller than the kernel slowly: a 3×3 conv of a
+2×2×256 map to 256 channels (batch 64) takes 175 ms fwd+bwd on one core, 15×
+PyTorch's 12 ms. Both layers compute such convs as a patch matrix and one
+matmul instead (13 ms), exactly the same sum.
+
 Run `python -m genjax.nets.layers` to time both forms.
 """
 
@@ -24,6 +29,8 @@ import numpy as np
 from flax.linen.dtypes import promote_dtype
 from flax.linen.linear import canonicalize_padding, default_kernel_init
 from jax import lax
+
+_DN = ("NHWC", "HWIO", "NHWC")
 
 
 def _lax_padding(k: int, s: int, padding) -> tuple[int, int]:
@@ -61,6 +68,29 @@ def _subpixel_plan(n: int, k: int, s: int, lo: int, hi: int):
   return idx, (-d_min, m - 1 + d_max - (n - 1)), out_len
 
 
+def _smaller_than_kernel(x, kernel) -> bool:
+  return x.shape[1] < kernel.shape[0] or x.shape[2] < kernel.shape[1]
+
+
+def patch_conv(x, kernel, strides, padding, precision=None) -> jax.Array:
+  """`lax.conv_general_dilated` (NHWC/HWIO, explicit (lo, hi) padding, may be negative) as a matmul of
+  the stacked kernel taps' strided views: cheap for the small maps where XLA:CPU's conv is slow."""
+  (kh, kw, cin, cout), (sh, sw) = kernel.shape, strides
+  (lo_h, hi_h), (lo_w, hi_w) = padding
+  xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (lo_h, hi_h, 0), (lo_w, hi_w, 0), (0, 0, 0)))
+  oh, ow = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
+  taps = [xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
+  return jnp.einsum("nhwtc,tco->nhwo", jnp.stack(taps, axis=3), kernel.reshape(kh * kw, cin, cout),
+                    precision=precision)
+
+
+def conv2d(x, kernel, strides, padding, precision=None) -> jax.Array:
+  """`lax.conv_general_dilated` (NHWC/HWIO, explicit padding); patch_conv for maps smaller than the kernel."""
+  if _smaller_than_kernel(x, kernel):
+    return patch_conv(x, kernel, strides, padding, precision)
+  return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN, precision=precision)
+
+
 def conv_transpose_subpixel(x, kernel, strides, padding="SAME",
                             precision=None) -> jax.Array:
   """`lax.conv_transpose(x, kernel, strides, padding)` for NHWC/HWIO, 2-D."""
@@ -77,16 +107,12 @@ def conv_transpose_subpixel(x, kernel, strides, padding="SAME",
   w = k_ext[idx_h[:, :, None, None], idx_w[None, None, :, :]]  # Th,sh,Tw,sw,..
   w = w.transpose(0, 2, 4, 1, 3, 5).reshape(
       idx_h.shape[0], idx_w.shape[0], cin, sh * sw * cout)
-  z = lax.conv_general_dilated(  # Negative padding crops; lax allows it.
-      x, w, (1, 1), (pad_h, pad_w), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      precision=precision)
+  z = conv2d(x, w, (1, 1), (pad_h, pad_w), precision)  # Negative padding crops.
   # Depth-to-space: channel (a, b, c) of z[m, l] is y[sh*m + a, sw*l + b, c].
   nb, mh, mw, _ = z.shape
   y = z.reshape(nb, mh, mw, sh, sw, cout).transpose(0, 1, 3, 2, 4, 5)
   return y.reshape(nb, mh * sh, mw * sw, cout)[:, :out_h, :out_w]
 
-
-_DN = ("NHWC", "HWIO", "NHWC")
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
@@ -162,9 +188,8 @@ class Conv(_Conv2D):
     if isinstance(padding, str):
       padding = lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
     padding = tuple(tuple(p) for p in padding)
-    if strides == (1, 1):
-      return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN,
-                                      precision=self.precision)
+    if strides == (1, 1) or _smaller_than_kernel(x, kernel):
+      return conv2d(x, kernel, strides, padding, self.precision)
     return strided_conv(x, kernel, strides, padding, self.precision)
 
 
