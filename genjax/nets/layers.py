@@ -12,7 +12,7 @@ gradient with the sub-pixel form too.
 XLA:CPU also convolves a map smaller than the kernel slowly: a 3×3 conv of a
 2×2×256 map to 256 channels (batch 64) takes 175 ms fwd+bwd on one core, 15×
 PyTorch's 12 ms. Both layers compute such convs as a patch matrix and one
-matmul instead (13 ms), exactly the same sum.
+matmul instead (13 ms): the same sum, in another order.
 
 Run `python -m genjax.nets.layers` to time both forms.
 """
@@ -112,7 +112,6 @@ def conv_transpose_subpixel(x, kernel, strides, padding="SAME",
   nb, mh, mw, _ = z.shape
   y = z.reshape(nb, mh, mw, sh, sw, cout).transpose(0, 1, 3, 2, 4, 5)
   return y.reshape(nb, mh * sh, mw * sw, cout)[:, :out_h, :out_w]
-
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
