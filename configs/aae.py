@@ -39,4 +39,4 @@ def _switches_off(config):
     del config.optim[slot]
 
 
-PRESETS = {preset: _switches_off for preset in ("", "mnist", "cifar10")}  # on aae_prior's preset of that name
+PRESETS = {preset: _switches_off for preset in ("", "fashion", "mnist", "cifar10")}  # on aae_prior's preset of that name

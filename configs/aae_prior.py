@@ -80,6 +80,13 @@ def _digits(config):  # ≤ 8 minutes on a 2-core CPU (batch 32: 2.2× the steps
   config.train.update(num_steps=2_500, log_every=100, image_every=500, checkpoint_every=500)
 
 
+def _fashion(config):  # ≤ 15 minutes on one core: configs/vae.py:fashion's code size and budget
+  config.data.update(name="fashion_mnist", image_size=32)
+  config.model.update(latent_dim=32, noise_dim=32, width=0.25)
+  config.optim.image_discriminator.lr = 1e-4  # as the digits preset: keeps the image GAN near equilibrium
+  config.train.update(num_steps=1_500, log_every=100, image_every=500, checkpoint_every=500)
+
+
 def _supervised(config, num_classes=10):
   """10-D one-hot + 54-D noise → 64-D code; D_C sees the label; InfoGAN's L_I."""
   config.model.update(condition="label", latent_dim=64, noise_dim=64 - num_classes)
@@ -139,6 +146,7 @@ def _unsupervised_cifar10(config):
 
 PRESETS = {
     "": _digits,
+    "fashion": _fashion,
     "supervised_digits": _supervised_digits,
     "unsupervised_digits": _unsupervised_digits,
     "mnist": _mnist,

@@ -48,6 +48,12 @@ def _digits(config):  # a few minutes on a 2-core CPU
   config.train.update(num_steps=2_000, log_every=100, image_every=500, checkpoint_every=500)
 
 
+def _fashion(config):  # ≈ 10 minutes on one core: the author's G and D at full width
+  config.data.update(name="fashion_mnist", image_size=32)
+  config.loss.update(denoise_weight=1.0)  # as the digits preset: at 0.03 / n_h the term is ~1e-3 of L_G
+  config.train.update(num_steps=2_000, log_every=100, image_every=500, checkpoint_every=500)
+
+
 def _paper(config, **data):
   config.data.update(**data)
   config.train.update(num_steps=200_000, log_every=200, image_every=2_000, checkpoint_every=5_000)
@@ -65,4 +71,4 @@ def _imagenet32(config):
   _paper(config, name="imagenet32", image_size=32)
 
 
-PRESETS = {"": _digits, "cifar10": _cifar10, "stl10": _stl10, "imagenet32": _imagenet32}
+PRESETS = {"": _digits, "fashion": _fashion, "cifar10": _cifar10, "stl10": _stl10, "imagenet32": _imagenet32}

@@ -26,7 +26,9 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   config.dtype = "float32"                # compute dtype; params, optimizer states and losses stay float32
 
   config.data = ml_collections.ConfigDict(dict(
-      name="digits", image_size=32, split="train", eval_split="test", data_dir="", shuffle_buffer=10_000))
+      name="digits", image_size=32, split="train", eval_split="test", data_dir="", shuffle_buffer=10_000,
+      manual_dir="",  # fashion_mnist: the original idx files (default: Debian's /usr/share/datasets/fashion-mnist)
+  ))
   config.model = ml_collections.ConfigDict()
   config.loss = ml_collections.ConfigDict()
   config.optim = ml_collections.ConfigDict()

@@ -17,8 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-# Importing `digits` registers that builder with TFDS.
-from genjax.data import digits  # pylint: disable=unused-import
+from genjax.data import prepare
 from genjax.data import registry
 from genjax.errors import ConfigError, DataError
 
@@ -66,7 +65,7 @@ def create_dataset(data_config, *, batch_size: int, seed: int,
                     ("eval_split", spec.eval_split))
     split = data_config.get(key) or default
   split = _canonical_split(spec, split)
-  builder = _builder(spec, data_config.get("data_dir"))
+  builder = _builder(spec, data_config.get("data_dir"), data_config.get("manual_dir"))
   records = _read(builder, data_config.name, spec, split,
                   _host_split(split, process_index, process_count),
                   train=train, seed=seed)
@@ -106,11 +105,10 @@ def _canonical_split(spec, split: str) -> str:
   return "+".join(parts)
 
 
-def _builder(spec, data_dir: str | None):
-  """The TFDS builder; `digits` is prepared here on first use."""
+def _builder(spec, data_dir: str | None, manual_dir: str | None = None):
+  """The TFDS builder; an offline dataset (digits, fashion_mnist) is prepared here on first use."""
   builder = tfds.builder(spec.tfds_name, data_dir=data_dir or None)
-  if spec.tfds_name == "digits" and not builder.is_prepared():
-    builder.download_and_prepare()
+  prepare.prepare(builder, spec.tfds_name, manual_dir)
   return builder
 
 

@@ -51,6 +51,8 @@ class DatasetSpec:
 DATASETS: dict[str, DatasetSpec] = {
     # Ours: scikit-learn's digits, prepared offline on first use.
     "digits": DatasetSpec("digits", channels=1, num_classes=10),
+    # TFDS's own builder, prepared offline from the original idx files (genjax/data/prepare.py).
+    "fashion_mnist": DatasetSpec("fashion_mnist", channels=1, num_classes=10),
     "mnist": DatasetSpec("mnist", channels=1, num_classes=10),
     "cifar10": DatasetSpec("cifar10", channels=3, num_classes=10),
     "svhn_cropped": DatasetSpec("svhn_cropped", channels=3, num_classes=10),

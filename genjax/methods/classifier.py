@@ -11,6 +11,8 @@ The classifier does not generate: it has no `generate`.
 
 import dataclasses
 import functools
+import json
+import os
 from typing import Any
 
 import jax
@@ -51,6 +53,8 @@ def validate(config, image_shape) -> None:
                       "labelled dataset")
   if "unlabel" in data.split:
     raise ConfigError(f"split {data.split!r} of {data.name!r} has no labels: set data.split to a labelled split")
+  if m.arch not in nets.ARCHITECTURES:
+    raise ConfigError(f"model.arch must be one of {nets.ARCHITECTURES}, got {m.arch!r}")
   if m.padding not in nets.PADDINGS:
     raise ConfigError(f"model.padding must be one of {nets.PADDINGS}, got {m.padding!r}")
   if not 0 <= m.dropout < 1:
@@ -63,9 +67,12 @@ def validate(config, image_shape) -> None:
     raise ConfigError(f"data.image_size: {e}") from None
 
 
-def build(config) -> nets.Classifier:
+def build(config) -> nets.Classifier | nets.MLPClassifier:
   """The config's classifier (works on a config rebuilt from a checkpoint's JSON too)."""
   m = config.model
+  if m.get("arch", "lamb") == "mlp":
+    return nets.MLPClassifier(num_outputs=num_outputs(config.data), hidden=scale_width([m.hidden], m.width)[0],
+                              dropout_rate=m.dropout, dtype=common.compute_dtype(config))
   return nets.Classifier(num_outputs=num_outputs(config.data),
                          channels=scale_width(m.channels, m.width), hidden=scale_width([m.hidden], m.width)[0],
                          padding=m.padding, dropout_rate=m.dropout, dtype=common.compute_dtype(config))
@@ -112,9 +119,10 @@ def features(module: nets.Classifier, variables, images: jax.Array) -> dict[str,
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrainedClassifier:
   """A trained classifier, frozen: the module, its variables {"params", "batch_stats"} and its run's meta."""
-  module: nets.Classifier
+  module: nets.Classifier | nets.MLPClassifier
   variables: dict[str, Any]
   meta: dict[str, Any]
+  accuracy: float | None = None  # test accuracy from its run's metrics.json (None if unknown)
 
   @property
   def image_shape(self) -> tuple[int, ...]:
@@ -135,9 +143,16 @@ class TrainedClassifier:
   def logits(self, images) -> jax.Array:
     return _jit_logits(self.module, self.variables, jnp.asarray(images))
 
+  def embed(self, images) -> tuple[jax.Array, jax.Array]:
+    """(embedding, logits): the last hidden layer (the evaluation's feature space) and the logits."""
+    return _jit_embed(self.module, self.variables, jnp.asarray(images))
+
 
 _jit_features = jax.jit(features, static_argnums=0)
-_jit_logits = jax.jit(functools.partial(nets.Classifier.apply, train=False), static_argnums=0)
+_jit_logits = jax.jit(lambda module, variables, images: module.apply(variables, images, train=False),
+                      static_argnums=0)
+_jit_embed = jax.jit(lambda module, variables, images: module.apply(variables, images, train=False, embedding=True),
+                     static_argnums=0)
 
 
 def load_classifier(workdir: str, command: str | None = None, hint: str = "") -> TrainedClassifier:
@@ -163,4 +178,16 @@ def load_classifier(workdir: str, command: str | None = None, hint: str = "") ->
   finally:
     checkpointer.close()
   variables = {"params": state.params[NET], "batch_stats": state.batch_stats[NET]}
-  return TrainedClassifier(module=state.models[NET], variables=variables, meta=meta)
+  return TrainedClassifier(module=state.models[NET], variables=variables, meta=meta,
+                           accuracy=_test_accuracy(workdir, int(jax.device_get(state.step))))
+
+
+def _test_accuracy(workdir: str, step: int) -> float | None:
+  """The test accuracy its run recorded in metrics.json at this checkpoint's step (None if it has none)."""
+  try:
+    with open(os.path.join(workdir, "metrics.json")) as f:
+      results = json.load(f)
+  except (OSError, ValueError):
+    return None
+  accuracy = results.get("eval", {}).get("accuracy")
+  return accuracy if results.get("step") == step else None

@@ -3,7 +3,12 @@
 `Classifier` is the reference code's pretrained classifier: six bias-free convs, each BN + ReLU —
 4×4·32, 3×3/2·32, 4×4·64, 3×3/2·64, 3×3·128, 3×3/2·128 — then an MLP 1000 → outputs, dropout 0.5
 after the strided blocks and the MLP's hidden layer. Its feature layers, used by the discriminative
-regularizer, are the BN outputs (before the ReLU) of the three strided convs: "conv2", "conv4", "conv6".
+regularizer, are the BN outputs (before the ReLU) of the three strided convs: "conv2", "conv4", "conv6";
+its embedding, used by the evaluation's classifier FID, is the MLP's hidden layer (after BN + ReLU).
+
+`MLPClassifier` (not in the paper) is a second, independent extractor for the evaluation: two fully
+connected hidden layers on the pixels, each BN + ReLU + dropout; its embedding is the second one. An
+FID comparison that holds in both extractors' features does not depend on one network's view.
 
 `Encoder` / `Decoder` are the reference VAE (CelebA 64×64): per stage [3×3 conv, 3×3 conv, 2×2/2 conv]
 with BN + ReLU at 32/64/128/256 channels, MLP 1000 → (μ, log σ²); the decoder mirrors it with 2×2/2
@@ -28,6 +33,7 @@ CONV_SPECS = ((4, 1), (3, 2), (4, 1), (3, 2), (3, 1), (3, 2))
 CHANNELS = (32, 32, 64, 64, 128, 128)
 FEATURE_LAYERS = ("conv2", "conv4", "conv6")  # the BN outputs of the strided convs
 PADDINGS = ("VALID", "SAME")
+ARCHITECTURES = ("lamb", "mlp")
 
 
 def _batch_norm(train: bool, dtype, name=None) -> nn.BatchNorm:
@@ -54,7 +60,8 @@ def feature_sizes(image_size: int, padding: str) -> tuple[int, ...]:
 
 
 class Classifier(nn.Module):
-  """Image -> logits [N, num_outputs], or {feature layer: BN output} with `features=True`."""
+  """Image -> logits [N, num_outputs]; {feature layer: BN output} with `features=True`; (embedding [N, hidden],
+  logits) with `embedding=True`."""
   num_outputs: int
   channels: Sequence[int] = CHANNELS
   hidden: int = 1000
@@ -63,7 +70,7 @@ class Classifier(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool, features: bool = False):
+  def __call__(self, x: jax.Array, train: bool, features: bool = False, embedding: bool = False):
     if len(self.channels) != len(CONV_SPECS):
       raise ValueError(f"channels must have {len(CONV_SPECS)} entries, got {self.channels}")
     feature_sizes(min(x.shape[1:3]), self.padding)
@@ -81,9 +88,29 @@ class Classifier(nn.Module):
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     if features:
       return found
-    x = _dense_bn_relu(x.reshape(x.shape[0], -1), self.hidden, train, self.dtype, name="hidden")
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_outputs, dtype=self.dtype, name="logits")(x).astype(out_dtype)
+    hidden = _dense_bn_relu(x.reshape(x.shape[0], -1), self.hidden, train, self.dtype, name="hidden")
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(hidden)
+    logits = nn.Dense(self.num_outputs, dtype=self.dtype, name="logits")(x).astype(out_dtype)
+    return (hidden.astype(out_dtype), logits) if embedding else logits
+
+
+class MLPClassifier(nn.Module):
+  """Image -> logits [N, num_outputs] through two hidden layers of `hidden` units (each BN + ReLU + dropout);
+  (embedding [N, hidden], logits) with `embedding=True`, the embedding being the second hidden layer."""
+  num_outputs: int
+  hidden: int = 1000
+  dropout_rate: float = 0.5
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool, embedding: bool = False):
+    x = x.astype(self.dtype).reshape(x.shape[0], -1)
+    for i in range(2):
+      hidden = _dense_bn_relu(x, self.hidden, train, self.dtype, name=f"hidden{i + 1}")
+      x = nn.Dropout(self.dropout_rate, deterministic=not train)(hidden)
+    logits = nn.Dense(self.num_outputs, dtype=self.dtype, name="logits")(x)
+    out_dtype = output_dtype(self.dtype)
+    return (hidden.astype(out_dtype), logits.astype(out_dtype)) if embedding else logits.astype(out_dtype)
 
 
 def _dense_bn_relu(x, features: int, train: bool, dtype, name=None):
