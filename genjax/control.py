@@ -56,12 +56,15 @@ def began_error(loss_real: jax.Array, loss_fake: jax.Array, gamma: float) -> jax
 
 
 def khan_error(loss_real: jax.Array, loss_prior: jax.Array, loss_recon: jax.Array, eta: float,
-               alpha: float) -> jax.Array:
-  """Khan et al.'s error e_t = η L_d − (L_g + α L_v).
+               alpha: float, printed: bool = False) -> jax.Array:
+  """Khan et al.'s error: e_t = η L_d − (L_g + α L_v) (their eq. 10), or with `printed` their eq. 11 as
+  printed, e_t = η L_d − L_g + α L_v.
 
-  The paper prints "+ α L_v" outside the bracket; BEGAN's logic (both fakes are pushed back by k) and
-  the paper's own L_dis = L_d − k (L_g + α L_v) say the whole bracket is subtracted, as here.
+  BEGAN's logic (both fakes are pushed back by k) and the paper's own L_dis = L_d − k (L_g + α L_v)
+  say the whole bracket is subtracted, as in eq. 10.
   """
+  if printed:
+    return eta * loss_real - loss_prior + alpha * loss_recon
   return eta * loss_real - (loss_prior + alpha * loss_recon)
 
 
@@ -69,8 +72,3 @@ def convergence(loss_real: jax.Array, error: jax.Array) -> jax.Array:
   """M_global = L(x) + |error| (BEGAN §3.4.1; Khan: L_d + |η L_d − L_g − α L_v|)."""
   return loss_real + jnp.abs(error)
 
-
-def began_update(state: dict[str, jax.Array], loss_real: jax.Array, loss_fake: jax.Array, gamma: float,
-                 lambda_k: float) -> dict[str, jax.Array]:
-  """BEGAN: k_{t+1} = clip(k_t + λ_k (γ L(x) − L(G(z))), 0, 1): the PID law with λ2 = λ3 = 0."""
-  return pid_update(state, began_error(loss_real, loss_fake, gamma), (lambda_k, 0.0, 0.0))

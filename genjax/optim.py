@@ -1,29 +1,13 @@
-"""Optimizers for the named slots of a TrainState, built from `config.optim.<slot>` with optax."""
+"""Optimizers for the named slots of a TrainState, built with optax from `config.optim.<slot>` (whose
+fields genjax.config_lib.optimizer_config lists)."""
 
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from genjax.errors import ConfigError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "exponential", "step_halving")
-
-
-def optimizer_config(name: str = "adam", lr: float = 2e-4, **overrides) -> ml_collections.ConfigDict:
-  """The fields every slot has; methods set what their paper says."""
-  cfg = ml_collections.ConfigDict(dict(
-      name=name, lr=lr,
-      b1=0.5, b2=0.999, eps=1e-8,          # adam
-      decay=0.9,                           # rmsprop's moving-average decay
-      momentum=0.0,                        # sgd / rmsprop
-      schedule="constant",                 # "constant" | "exponential" | "step_halving"
-      decay_steps=10_000, decay_rate=0.5,  # exponential: lr·rate^(step/decay_steps)
-      end_lr=0.0,                          # floor of the decaying schedules
-      grad_clip=0.0,                       # global-norm clipping; 0 = off
-  ))
-  cfg.update(overrides)
-  return cfg
 
 
 def learning_rate(cfg) -> optax.Schedule | float:

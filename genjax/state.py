@@ -51,7 +51,8 @@ class TrainState(struct.PyTreeNode):
 
   def apply_gradients(self, grads: Mapping[str, Any], active: Mapping[str, jax.Array] | None = None,
                       batch_stats: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None):
-    """One optimizer update per slot, then step + 1.
+    """One optimizer update per slot. The step counter is the train step's (genjax.core.step), not this
+    update's: a step of several phases updates several times and counts once.
 
     Args:
       grads: {network name: gradient}; every network of an updated slot must be present.
@@ -72,7 +73,7 @@ class TrainState(struct.PyTreeNode):
         new, new_opt = _where(keep, (old, self.opt_state[slot]), (new, new_opt))
       params.update(new)
       opt_state[slot] = new_opt
-    return self.replace(step=self.step + 1, params=params, opt_state=opt_state,
+    return self.replace(params=params, opt_state=opt_state,
                         batch_stats={**self.batch_stats, **(batch_stats or {})},
                         extra={**self.extra, **(extra or {})})
 

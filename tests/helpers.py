@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from genjax import config_lib, data, methods, parallel, train
+from genjax.core import step as step_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -100,13 +101,20 @@ def check_own_gradients(grads, state, batch, rng, reference_losses, nets=None):
   assert_trees_close(grads, expected, atol=1e-6, rtol=1e-6)
 
 
+def network_gradients(module, state, batch, rng, config, phase=0):
+  """(grads, metrics, new BatchNorm statistics) of phase `phase` of the method's objective, with noise `rng`:
+  each network's gradient of its own loss, as the train step computes it."""
+  grads, aux = step_lib.phase_gradients(module.objective(config)[phase], state, batch, rng)
+  return grads, aux.metrics, aux.batch_stats
+
+
 def method_gradients(module):
-  """module.network_gradients under one jit whose loss weights are arguments: one compile per method.
+  """`network_gradients` under one jit whose loss weights are arguments: one compile per method.
 
   The step reads its weights from `config.loss` only, so a namespace of (traced) values stands in.
   """
   def grads(state, batch, rng, loss):
-    grads, metrics, _ = module.network_gradients(state, batch, rng, SimpleNamespace(loss=SimpleNamespace(**loss)))
+    grads, metrics, _ = network_gradients(module, state, batch, rng, SimpleNamespace(loss=SimpleNamespace(**loss)))
     return grads, metrics
   return jax.jit(grads)
 
@@ -170,7 +178,7 @@ def digits_batches(config, digits_dir, num=12, batch_size=8):
 def short_run(module, config, batches, steps=100):
   """`steps` jitted train steps cycling over `batches`; the per-step metrics as numpy arrays."""
   state = module.init_state(config, jax.random.PRNGKey(0), batches[0])
-  step = jax.jit(module.make_train_step(config))
+  step = jax.jit(module.METHOD.make_train_step(config))
   history = []
   for i in range(steps):
     state, metrics = step(state, batches[i % len(batches)])
@@ -200,7 +208,7 @@ def k_derivative(module, config, state, batch):
   """d(sum of every network's own loss)/dk_t, forward mode: 0 when k_t is a constant in the gradients."""
   def total(k):
     s = state.replace(extra={**state.extra, "k": k})
-    own, _ = module.network_losses(s, s.params, batch, jax.random.PRNGKey(1), config)
+    own, _ = module.objective(config)[0].losses(s, s.params, batch, jax.random.PRNGKey(1))
     return sum(own.values())
   return float(jax.jvp(total, (jnp.float32(0.3),), (jnp.float32(1.0),))[1])
 

@@ -20,16 +20,18 @@ import tensorflow_datasets as tfds
 import jax
 import jax.numpy as jnp
 
-from genjax import config_lib, data, train
+from genjax import config_lib, data, train, validation
 from genjax.errors import ConfigError, DataError
+from genjax.core import conditions
+from genjax.core import step as step_lib
 from genjax.methods import aae_prior
 from genjax.nets import aae as nets
 from tests.helpers import (ROOT, assert_trees_close, digits_batches, load_config, one_device, random_batch,
                            to_float64)
 
-PRESETS = {"aae_prior": ("", "supervised_digits", "unsupervised_digits", "mnist", "svhn", "cifar10",
+PRESETS = {"aae_prior": ("", "fashion", "supervised_digits", "unsupervised_digits", "mnist", "svhn", "cifar10",
                          "cifar10_2000d", "supervised_cifar10", "unsupervised_cifar10"),
-           "aae": ("", "mnist", "cifar10")}
+           "aae": ("", "fashion", "mnist", "cifar10")}
 CONDITIONAL = ("supervised_digits", "unsupervised_digits", "supervised_cifar10", "unsupervised_cifar10")
 
 
@@ -177,14 +179,15 @@ def _reference_aae_phase(state, params, batch, rng, config):
 
 def _gradients(state, batch, rng, config):
   """{phase: (the method's grads, {net: jax.grad of its reference loss alone})}, in one program."""
-  phases = {"aae": (aae_prior.aae_phase_gradients, _reference_aae_phase)}
+  objective = aae_prior.objective(config)  # [prior phase,] AAE phase
+  phases = {"aae": (objective[-1], _reference_aae_phase)}
   if config.model.learned_prior:
-    phases["prior"] = (aae_prior.prior_phase_gradients, _reference_prior_phase)
+    phases["prior"] = (objective[0], _reference_prior_phase)
 
   def all_grads(state, batch):
     out = {}
     for phase, (method, reference) in phases.items():
-      grads = method(state, batch, rng, config)[0]
+      grads = step_lib.phase_gradients(method, state, batch, rng)[0]
       out[phase] = grads, {net: jax.grad(lambda p, net=net, ref=reference: ref(
           state, {**state.params, net: p}, batch, rng, config)[net])(state.params[net]) for net in grads}
     return out
@@ -227,7 +230,7 @@ def test_mutual_information_term_is_the_cross_entropy_of_q():
   d_i = dict(state.params["image_discriminator"])
   d_i["Q"] = {"kernel": jnp.zeros_like(d_i["Q"]["kernel"]), "bias": jnp.asarray(bias)}
   params = {**state.params, "image_discriminator": d_i}
-  own, (metrics, _) = jax.jit(lambda p: aae_prior.prior_losses(state, p, batch, jax.random.PRNGKey(1), config))(
+  own, (metrics, _) = jax.jit(lambda p: aae_prior.prior_losses(config)(state, p, batch, jax.random.PRNGKey(1)))(
       params)
   log_q = bias - np.log(np.sum(np.exp(bias)))
   expected = -np.mean(log_q[np.asarray(batch["label"])])
@@ -248,11 +251,11 @@ def test_synthetic_condition_vector_trains_generates_and_with_c_off_updates_the_
   are each updated once (the prior phase leaves the decoder alone), the state keeps the batch's conditions,
   and samples follow the condition they are given."""
   config, state, batch = _setup("aae_prior", "", 3, 3, **VECTOR)
-  new, metrics = jax.jit(aae_prior.make_train_step(config))(state, {**batch, "condition": -batch["condition"]})
+  new, metrics = jax.jit(aae_prior.METHOD.make_train_step(config))(state, {**batch, "condition": -batch["condition"]})
   assert _adam_counts(new) == {net: 1 for net in (*aae_prior.AAE_NETS, *aae_prior.PRIOR_NETS)}
   assert int(new.step) == 1 and all(np.isfinite(float(v)) for v in metrics.values())
   assert "grad_norm/decoder_prior_phase" not in metrics
-  kept = np.concatenate([-batch["condition"], state.extra["conditions"]])[:aae_prior.CONDITION_BANK]
+  kept = np.concatenate([-batch["condition"], state.extra["conditions"]])[:conditions.BANK_SIZE]
   np.testing.assert_array_equal(new.extra["conditions"], kept)
 
   @jax.jit
@@ -264,7 +267,7 @@ def test_synthetic_condition_vector_trains_generates_and_with_c_off_updates_the_
   a, b, kept_conditions, grid = samples(new, jax.random.PRNGKey(0))
   assert a.shape == kept_conditions.shape == (8, 16, 16, 3) and not np.allclose(a, b)
   assert np.all(np.isfinite(kept_conditions))
-  assert grid.shape == (aae_prior.CONDITION_BANK, aae_prior.GRID_COLUMNS, 16, 16, 3)
+  assert grid.shape == (conditions.BANK_SIZE, aae_prior.GRID_COLUMNS, 16, 16, 3)
 
 
 @pytest.mark.parametrize("condition,message", [
@@ -277,7 +280,7 @@ def test_a_condition_of_the_wrong_size_or_none_is_refused(condition, message):
   with pytest.raises(DataError, match=message):
     aae_prior.init_state(config, jax.random.PRNGKey(0), wrong)
   with pytest.raises(DataError, match=message):
-    aae_prior.make_train_step(config)(state, wrong)
+    aae_prior.METHOD.make_train_step(config)(state, wrong)
   with pytest.raises(ValueError, match=r"generate: condition must be a float array \[N, 3\]"):
     aae_prior.generate(state, jax.random.PRNGKey(0), 8, jnp.zeros((8, 7)))
 
@@ -313,7 +316,7 @@ def test_bad_values_are_refused_naming_the_key(spec, edit, message):
   config.unlock()
   edit(config)
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
 
 
 def test_the_baseline_is_the_learned_prior_preset_with_the_switches_off():
@@ -352,8 +355,9 @@ def test_fixed_priors_have_the_structure_makhzani_describes():
 # in test_each_network_gets_exactly_its_own_gradient_in_each_phase.
 
 THROUGH_THE_LOOP = [("aae_prior", p) for p in ("", "supervised_digits", "mnist")] + [("aae", p) for p in ("", "mnist")]
-AT_FULL_SIZE = [("aae_prior", p) for p in ("unsupervised_digits", "svhn", "cifar10", "cifar10_2000d",
-                                           "supervised_cifar10", "unsupervised_cifar10")] + [("aae", "cifar10")]
+AT_FULL_SIZE = [("aae_prior", p) for p in ("fashion", "unsupervised_digits", "svhn", "cifar10", "cifar10_2000d",
+                                           "supervised_cifar10", "unsupervised_cifar10")] + [("aae", p) for p in
+                                                                                             ("fashion", "cifar10")]
 
 
 def test_the_end_to_end_tests_cover_every_preset():
@@ -394,7 +398,7 @@ def test_presets_train_one_step_end_to_end(method, preset, digits_dir, tmp_path)
 @pytest.mark.parametrize("method,preset", AT_FULL_SIZE)
 def test_presets_take_one_full_size_step_on_their_data_pipeline(method, preset, digits_dir):
   config = _preset(method, preset)
-  config_lib.validate(config, num_devices=1)
+  validation.validate(config, num_devices=1)
   data_config = config.data.copy_and_resolve_references()
   data_config.data_dir = digits_dir
   with contextlib.nullcontext() if config.data.name == "digits" else tfds.testing.mock_data(num_examples=16):
@@ -402,7 +406,7 @@ def test_presets_take_one_full_size_step_on_their_data_pipeline(method, preset, 
 
   def one_step():
     state = aae_prior.init_state(config, jax.random.PRNGKey(0), batch)
-    state, metrics = aae_prior.make_train_step(config)(state, batch)
+    state, metrics = aae_prior.METHOD.make_train_step(config)(state, batch)
     rng = jax.random.PRNGKey(1)
     return state, metrics, aae_prior.generate(state, rng, 4), aae_prior.sample_grids(state, rng)
 
@@ -433,7 +437,7 @@ def test_short_digits_run_moves_the_code_discriminator_toward_chance(digits_dir)
   @jax.jit
   def step(state, batch, adversarial_weight):
     loss = SimpleNamespace(**{**config.loss.to_dict(), "adversarial_weight": adversarial_weight})
-    return aae_prior.make_train_step(SimpleNamespace(model=config.model, loss=loss))(state, batch)
+    return aae_prior.METHOD.make_train_step(SimpleNamespace(model=config.model, loss=loss))(state, batch)
 
   def code_dis_on_encoder_codes(adversarial_weight, steps=100):
     state, outputs = aae_prior.init_state(config, jax.random.PRNGKey(0), batches[0]), []

@@ -11,11 +11,12 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from genjax import config_lib, train
+from genjax import train, validation
 from genjax.errors import ConfigError
 from genjax.methods import atvae, began
 from tests.helpers import (assert_trees_close, check_equilibrium, check_own_gradients, digits_batches, k_derivative,
-                           load_config, one_device, random_batch, run_paper_preset, short_run, tiny_config,
+                           load_config, network_gradients, one_device, random_batch, run_paper_preset, short_run,
+                           tiny_config,
                            to_float64)
 
 # Distinct weights, so that swapping two of them changes a gradient.
@@ -55,7 +56,7 @@ def _check_own_gradients(config, state, batch, reference):
   rng = jax.random.PRNGKey(7)
   with jax.enable_x64(True):  # float64 on both sides, so 1e-6 tests the routing, not round-off
     state, batch = to_float64(state), to_float64(batch)
-    grads, _ = jax.jit(lambda s, b: atvae.network_gradients(s, b, rng, config))(state, batch)
+    grads, _, _ = jax.jit(lambda s, b: network_gradients(atvae, s, b, rng, config))(state, batch)
     check_own_gradients(grads, state, batch, rng, reference)
 
 
@@ -69,7 +70,7 @@ def test_similarity_switch_drops_exactly_l_s():
   losses = {}
   for on in (True, False):
     config, state, batch = _setup(k=0.3, loss=dict(similarity=on))
-    own, terms = atvae.network_losses(state, state.params, batch, rng, config)
+    own, (terms, _) = atvae.network_losses(config)(state, state.params, batch, rng)
     reference = _reference_losses(state, state.params, batch, rng, 0.3, similarity=on)
     assert_trees_close(own, reference, rtol=1e-5)
     losses[on] = (own, terms)
@@ -98,6 +99,14 @@ def test_no_gradient_flows_to_k():
   assert k_derivative(atvae, config, state, batch) == 0.0
 
 
+@pytest.mark.parametrize("form,expected", [("eq10", 0.5 * 0.2 - (0.3 + 0.3 * 0.4)),   # η L_d − (L_g + α L_v)
+                                           ("eq11", 0.5 * 0.2 - 0.3 + 0.3 * 0.4)])   # as printed
+def test_equilibrium_error_follows_eq10_or_the_printed_eq11(form, expected):
+  config = tiny_config("atvae", lr=1e-3, loss=dict(error=form, eta=0.5, alpha=0.3))
+  terms = {"loss_real": 0.2, "loss_fake": 0.3, "loss_recon": 0.4}
+  assert float(atvae.equilibrium_error(config)(terms)) == pytest.approx(expected, abs=1e-7)
+
+
 def test_p_control_drops_the_derivative_gains():
   gains = dict(lambda_1=1e-3, lambda_2=2e-5, lambda_3=3e-5)
   assert atvae.controller_gains(tiny_config("atvae", lr=1e-3, loss=dict(control="p", **gains))) == (1e-3, 0.0, 0.0)
@@ -106,7 +115,7 @@ def test_p_control_drops_the_derivative_gains():
 
 def test_steps_update_k_by_the_pid_law_from_the_logged_losses():
   config, state, batch = _setup(k=0.0)  # the short digits run's config: one compiled step for both
-  step = jax.jit(atvae.make_train_step(config))
+  step = jax.jit(atvae.METHOD.make_train_step(config))
   k, e1, e2 = 0.0, 0.0, 0.0
   l1, l2, l3 = config.loss.lambda_1, config.loss.lambda_2, config.loss.lambda_3
   assert l2 > 0 and l3 > 0
@@ -134,8 +143,8 @@ def test_plain_generator_with_p_control_is_began():
     assert (b_config.optim[net].name, b_config.optim[net].lr, b_config.optim[net].b1) == (
         config.optim[slot].name, config.optim[slot].lr, config.optim[slot].b1)
   b_state = began.init_state(b_config, jax.random.PRNGKey(0), batch)
-  new, metrics = jax.jit(atvae.make_train_step(config))(state, batch)
-  b_new, b_metrics = jax.jit(began.make_train_step(b_config))(b_state, batch)
+  new, metrics = jax.jit(atvae.METHOD.make_train_step(config))(state, batch)
+  b_new, b_metrics = jax.jit(began.METHOD.make_train_step(b_config))(b_state, batch)
   assert_trees_close(new.params["decoder"], b_new.params["generator"], atol=1e-7)
   assert_trees_close(new.params["discriminator"], b_new.params["discriminator"], atol=1e-7)
   assert_trees_close(new.extra, b_new.extra, atol=1e-8)
@@ -164,7 +173,7 @@ def test_bad_values_are_refused_naming_the_key(edit, message):
   config.unlock()
   edit(config)
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
 
 
 def test_default_preset_trains_one_step_on_digits(digits_dir, tmp_path):

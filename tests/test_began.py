@@ -12,12 +12,13 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from genjax import config_lib, train
+from genjax import train, validation
 from genjax.errors import ConfigError
 from genjax.methods import began
 from genjax.nets import began as nets
 from tests.helpers import (assert_trees_close, check_equilibrium, check_own_gradients, digits_batches, k_derivative,
-                           load_config, one_device, random_batch, run_paper_preset, short_run, tiny_config,
+                           load_config, network_gradients, one_device, random_batch, run_paper_preset, short_run,
+                           tiny_config,
                            to_float64)
 
 PAPER_PRESETS = ("celeba64", "celeba128", "cifar10")
@@ -83,7 +84,7 @@ def test_each_network_gets_exactly_its_own_gradient_with_k_constant():
   rng = jax.random.PRNGKey(7)
   with jax.enable_x64(True):  # float64 on both sides, so 1e-6 tests the routing, not round-off
     state, batch = to_float64(state), to_float64(batch)
-    grads, _ = jax.jit(lambda s, b: began.network_gradients(s, b, rng, config))(state, batch)
+    grads, _, _ = jax.jit(lambda s, b: network_gradients(began, s, b, rng, config))(state, batch)
     check_own_gradients(grads, state, batch, rng, lambda s, p, b, rng: _reference_losses(s, p, b, rng, 0.3))
 
 
@@ -94,8 +95,8 @@ def test_no_gradient_flows_to_k():
 
 def test_step_updates_both_networks_simultaneously_and_k_by_proportional_control():
   config, state, batch = _setup(k=0.2)
-  new, metrics = jax.jit(began.make_train_step(config))(state, batch)
-  grads, _ = jax.jit(lambda s, b: began.network_gradients(s, b, s.step_rng("z"), config))(state, batch)
+  new, metrics = jax.jit(began.METHOD.make_train_step(config))(state, batch)
+  grads, _, _ = jax.jit(lambda s, b: network_gradients(began, s, b, s.step_rng("z"), config))(state, batch)
   for net in ("generator", "discriminator"):  # both from the same (old) parameters
     own = {net: state.params[net]}
     updates, _ = state.tx[net].update({net: grads[net]}, state.opt_state[net], own)
@@ -130,7 +131,7 @@ def test_bad_values_are_refused_naming_the_key(edit, message):
   config.unlock()
   edit(config)
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
 
 
 def test_began_optimizer_schedule_halves_down_to_its_floor():

@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 import jax
 import jax.numpy as jnp
 
-from genjax import config_lib, train
+from genjax import pretrained, train, validation
 from genjax.checkpoint import Checkpointer
 from genjax.errors import CheckpointError, ConfigError
 from genjax.methods import classifier
@@ -51,12 +51,12 @@ def test_reaches_90_percent_test_accuracy_on_digits(trained):
 
 def test_loader_returns_the_trained_network_and_its_features(trained):
   config, state, workdir = trained
-  loaded = classifier.load_classifier(workdir)
+  loaded = pretrained.load_classifier(workdir)
   assert loaded.image_shape == (16, 16, 1) and loaded.dataset == "digits"
   assert_trees_close(loaded.variables["params"], state.params["classifier"])
   assert_trees_close(loaded.variables["batch_stats"], state.batch_stats["classifier"])
   images = jnp.asarray(random_batch(size=16)["image"])
-  expected = classifier.features(state.models["classifier"], state.variables("classifier"), images)
+  expected = pretrained.features(state.models["classifier"], state.variables("classifier"), images)
   got = loaded.features(images)
   assert sorted(got) == list(nets.FEATURE_LAYERS)
   assert_trees_close(got, expected, atol=1e-5, rtol=1e-5)
@@ -67,7 +67,7 @@ def test_features_are_pre_relu_batch_norm_outputs_in_inference_mode(trained):
   _, state, _ = trained
   images = jnp.asarray(random_batch(size=16)["image"])
   module, variables = state.models["classifier"], state.variables("classifier")
-  features = jax.jit(classifier.features, static_argnums=0)
+  features = jax.jit(pretrained.features, static_argnums=0)
   full = features(module, variables, images)
   alone = features(module, variables, images[:3])  # population statistics: no batch coupling
   assert_trees_close({k: v[:3] for k, v in full.items()}, alone, atol=1e-5)
@@ -75,7 +75,7 @@ def test_features_are_pre_relu_batch_norm_outputs_in_inference_mode(trained):
   assert {k: v.shape[1:3] for k, v in full.items()} == {"conv2": (8, 8), "conv4": (4, 4), "conv6": (2, 2)}
   # Training mode uses dropout from the "dropout" rng: two keys, two losses.
   batch = jax.tree.map(jnp.asarray, random_batch(size=16))
-  loss = jax.jit(lambda rng: classifier.loss_fn(state, state.params, batch, rng)[0])
+  loss = jax.jit(lambda rng: classifier.cross_entropy(state, state.params, batch, rng)[0]["classifier"])
   assert float(loss(jax.random.PRNGKey(1))) != float(loss(jax.random.PRNGKey(2)))
 
 
@@ -115,11 +115,11 @@ def test_image_sizes_the_unpadded_convs_can_take(padding, size, ok):
   config = small_config(image_size=size)
   config.unlock(); config.model.padding = padding; config.lock()
   if ok:
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
     assert nets.feature_sizes(size, padding)[-1] >= 1
   else:
     with pytest.raises(ConfigError, match=r"data.image_size: image size 16 is too small.*padding 'SAME'"):
-      config_lib.validate(config, num_devices=8)
+      validation.validate(config, num_devices=8)
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -132,16 +132,16 @@ def test_bad_values_are_refused(edit, message):
   config.unlock()
   edit(config)
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
 
 
 def test_loading_an_empty_or_foreign_workdir_names_the_training_command(trained, tmp_path):
   with pytest.raises(CheckpointError, match=r"no classifier checkpoint in .*: train one with "
                                             r"`python -m genjax.main --config=configs/classifier.py\[:preset\]"):
-    classifier.load_classifier(str(tmp_path / "nothing"))
+    pretrained.load_classifier(str(tmp_path / "nothing"))
   _, state, _ = trained
   checkpointer = Checkpointer(str(tmp_path / "vae"), {"method": "vae", "image_shape": [16, 16, 1], "config": {}})
   checkpointer.save(state)
   checkpointer.close()
   with pytest.raises(CheckpointError, match="holds a 'vae' checkpoint, not a classifier"):
-    classifier.load_classifier(str(tmp_path / "vae"))
+    pretrained.load_classifier(str(tmp_path / "vae"))

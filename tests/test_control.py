@@ -47,10 +47,11 @@ def test_pid_follows_the_hand_computed_sequence_with_clipping_and_derivative_ter
 def test_pid_without_derivative_gains_is_began_proportional_control():
   _, ks = _run(P_ERRORS, (0.1, 0.0, 0.0))
   np.testing.assert_allclose(ks, P_KS, atol=1e-6)
-  # began_update: e_t = γ L(x) − L(G(z)); with γ = 0.5 and L(G(z)) = 0, L(x) = 2e gives the same errors.
+  # BEGAN's error e_t = γ L(x) − L(G(z)); with γ = 0.5 and L(G(z)) = 0, L(x) = 2e gives the same errors.
   state = control.pid_init()
   for e, k in zip(P_ERRORS, P_KS):
-    state = control.began_update(state, jnp.float32(2 * e), jnp.float32(0.0), gamma=0.5, lambda_k=0.1)
+    error = control.began_error(jnp.float32(2 * e), jnp.float32(0.0), gamma=0.5)
+    state = control.pid_update(state, error, (0.1, 0.0, 0.0))
     np.testing.assert_allclose(float(state["k"]), k, atol=1e-6)
 
 

@@ -9,7 +9,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 
-from genjax import config_lib
+from genjax import validation
 from genjax.errors import ConfigError
 from genjax.methods import dcgan
 from tests.helpers import (assert_discriminator_at_chance, assert_discriminator_left_chance, check_own_gradients,
@@ -68,4 +68,4 @@ def test_bad_values_are_refused_naming_the_key(preset, edit, message):
   config.unlock()
   edit(config)
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)

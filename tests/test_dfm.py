@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from genjax import config_lib
+from genjax import validation
 from genjax.errors import ConfigError
 from genjax.methods import dfm
 from tests.helpers import (assert_discriminator_at_chance, assert_discriminator_left_chance, assert_trees_close,
@@ -92,7 +92,7 @@ def test_bad_weights_and_noise_are_refused_naming_the_key(key, value):
   config.unlock()
   config.loss[key] = value
   with pytest.raises(ConfigError, match=f"loss.{key}"):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
   with pytest.raises(ConfigError, match=f"loss.{key}"):
     dfm.validate(config, (32, 32, 1))  # the method's own check, without the loop's finite check
 
@@ -103,4 +103,4 @@ def test_image_sizes_the_architecture_cannot_take_are_refused(preset, size):
   config.unlock()
   config.data.image_size = size
   with pytest.raises(ConfigError, match="data.image_size"):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)

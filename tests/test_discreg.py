@@ -16,11 +16,11 @@ import tensorflow_datasets as tfds
 import jax
 import jax.numpy as jnp
 
-from genjax import data, train
+from genjax import data, pretrained, train
 from genjax.checkpoint import Checkpointer
 from genjax.errors import CheckpointError
 from genjax.methods import classifier, discreg
-from tests.helpers import assert_trees_close, load_config, one_device, random_batch, to_float64
+from tests.helpers import assert_trees_close, load_config, network_gradients, one_device, random_batch, to_float64
 
 PAPER_PRESETS = ("svhn", "cifar10", "celeba64")
 LAYERS = ("conv2", "conv4", "conv6")
@@ -55,7 +55,7 @@ def classifier_workdir(path, config, method="classifier", step=1) -> str:
   random weights built without compiling anything."""
   shape = data.image_shape(config.data)
   example = {"image": np.zeros((1, *shape), np.float32)}
-  template = jax.eval_shape(lambda: classifier.init_state(config, jax.random.PRNGKey(0), example))
+  template = jax.eval_shape(lambda: pretrained.classifier_state(config, jax.random.PRNGKey(0), example))
   checkpointer = Checkpointer(str(path), {"method": method, "image_shape": list(shape),
                                           "config": json.loads(config.to_json())})
   checkpointer.save(random_values(template, seed=0).replace(step=np.int32(step)))
@@ -79,10 +79,10 @@ def frozen():
   """A 16×16 classifier as load_classifier returns it."""
   config = load_config("classifier")
   config.unlock(); config.data.image_size = 16; config.lock()
-  module = classifier.build(config)
+  module = pretrained.classifier_network(config)
   shapes = jax.eval_shape(functools.partial(module.init, train=False), jax.random.PRNGKey(0),
                           jnp.zeros((1, 16, 16, 1)))
-  return classifier.TrainedClassifier(module, dict(random_values(shapes, seed=1)), {})
+  return pretrained.TrainedClassifier(module, dict(random_values(shapes, seed=1)), {})
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def small(frozen):
   config = discreg_config(image_size=16)
   config.unlock(); config.model.encoder_channels = (32,); config.lock()  # one stage: a quarter of the compile
   batch = jax.tree.map(jnp.asarray, random_batch(size=16))
-  shapes = jax.eval_shape(lambda: discreg.create_state(config, jax.random.PRNGKey(0), batch, frozen))
+  shapes = jax.eval_shape(lambda: discreg.create_state_with(config, jax.random.PRNGKey(0), batch, frozen))
   state = random_values(shapes, seed=2)
   return state.replace(extra={"classifier": frozen.variables}), batch
 
@@ -115,7 +115,7 @@ def _reference_loss(state, params, batch, rng, weights):
   d = net.apply(frozen_variables, x, train=False, features=True)
   d_hat = net.apply(frozen_variables, mu, train=False, features=True)
   terms = {"kl": jnp.mean(jnp.sum(0.5 * (jnp.exp(logvar) + mean ** 2 - 1 - logvar), -1)),
-           "pixel_nll": nll(x, mu, params[discreg.PIXEL_SIGMA]),
+           "pixel_nll": nll(x, mu, params[discreg.PIXEL_LOG_SIGMA]),
            **{f"feature_nll/{l}": nll(d[l], d_hat[l], params[discreg.FEATURE_SIGMA][l]) for l in LAYERS}}
   loss = terms["kl"] + terms["pixel_nll"] + sum(w * terms[f"feature_nll/{l}"] for l, w in weights.items())
   return loss, terms
@@ -138,15 +138,14 @@ def test_the_vae_slot_gets_exactly_the_gradient_of_the_regularized_elbo(small):
   rng = jax.random.PRNGKey(7)
   with jax.enable_x64(True):  # float64 on both sides, so 1e-6 tests the terms, not round-off
     state, batch = to_float64(state), to_float64(batch)
-    grads, (metrics, _) = jax.jit(jax.grad(discreg.loss_fn, argnums=1, has_aux=True))(
-        state, state.params, batch, rng)
+    grads, metrics, _ = jax.jit(lambda s, b: network_gradients(discreg, s, b, rng, None))(state, batch)
     # Row 0 weighs every term 1 (the loss); row 1 drops conv6's, to show that a missing term is seen.
     weights = {l: jnp.array([1.0, float(l != "conv6")], jnp.float64) for l in LAYERS}
     reference = jax.grad(lambda p, w: _reference_loss(state, p, batch, rng, w), has_aux=True)
     expected, terms = jax.jit(jax.vmap(reference, in_axes=(None, 0)))(state.params, weights)
     without_conv6 = jax.tree.map(lambda g: g[1], expected)
     expected = jax.tree.map(lambda g: g[0], expected)
-    assert set(grads) == set(state.params) == {"encoder", "decoder", discreg.PIXEL_SIGMA, discreg.FEATURE_SIGMA}
+    assert set(grads) == set(state.params) == {"encoder", "decoder", discreg.PIXEL_LOG_SIGMA, discreg.FEATURE_SIGMA}
     assert_trees_close(grads, expected, atol=1e-6, rtol=1e-6)
     for name, value in terms.items():  # the learned-σ Gaussian NLLs and the KL, term by term
       np.testing.assert_allclose(metrics[name], value[0], rtol=1e-9, err_msg=name)
@@ -169,7 +168,7 @@ def test_no_layers_is_the_plain_vae_without_a_classifier(tmp_path):
   config = discreg_config(layers=(), workdir=str(tmp_path / "absent"), image_size=16)
   state = jax.eval_shape(lambda: discreg.init_state(config, jax.random.PRNGKey(0), random_batch(size=16)))
   assert "classifier" not in state.models and discreg.FEATURE_SIGMA not in state.params
-  assert set(state.slots["vae"]) == {"encoder", "decoder", discreg.PIXEL_SIGMA}
+  assert set(state.slots["vae"]) == {"encoder", "decoder", discreg.PIXEL_LOG_SIGMA}
 
 
 def test_default_preset_runs_one_step_and_leaves_the_classifier_as_loaded(digits_dir, tmp_path):
@@ -181,7 +180,7 @@ def test_default_preset_runs_one_step_and_leaves_the_classifier_as_loaded(digits
   assert int(state.step) == 1
   # The VAE step left the classifier exactly as loaded: parameters and BN statistics.
   assert "classifier" not in state.params and "classifier" not in state.batch_stats
-  assert_trees_close(state.extra["classifier"], classifier.load_classifier(str(tmp_path / "classifier")).variables)
+  assert_trees_close(state.extra["classifier"], pretrained.load_classifier(str(tmp_path / "classifier")).variables)
   results = json.loads((tmp_path / "vae" / "metrics.json").read_text())
   expected = {"loss", "kl", "pixel_nll", "pixel_mse", "feature_nll/conv2", "feature_nll/conv4",
               "feature_nll/conv6", "grad_norm/encoder", "grad_norm/decoder", "grad_norm/pixel_log_sigma",
@@ -193,14 +192,15 @@ def test_default_preset_runs_one_step_and_leaves_the_classifier_as_loaded(digits
 def test_train_classifier_trains_a_missing_classifier_first_then_reuses_it(tmp_path, monkeypatch):
   calls = []
 
-  def fake_training(cfg, workdir):  # leaves what a finished run of the loop leaves
+  def fake_training(cfg, workdir, mesh=None):  # leaves what a finished run of the loop leaves
     calls.append(cfg)
     classifier_workdir(workdir, cfg, step=cfg.train.num_steps)
   monkeypatch.setattr(train, "train_and_evaluate", fake_training)
   config = discreg_config(workdir=str(tmp_path / "classifier"), image_size=16, data_dir="/data")
   config.unlock(); config.discreg.train_classifier = True; config.lock()
-  for _ in range(2):
-    trained = discreg.load_frozen_classifier(config)
+  for _ in range(2):  # the loop trains the prerequisite first (not the method's init), then finds it trained
+    train.train_prerequisites(discreg.METHOD, config)
+  trained = discreg.load_frozen_classifier(config)
   assert len(calls) == 1, "trained once, then loaded"
   assert calls[0].method == "classifier" and calls[0].data.to_dict() == config.data.to_dict()
   assert trained.image_shape == (16, 16, 1)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from genjax.methods import vaegan
-from tests.helpers import assert_trees_close, load_config, random_batch, to_float64
+from tests.helpers import assert_trees_close, load_config, network_gradients, random_batch, to_float64
 
 
 def _setup(**loss):
@@ -55,7 +55,7 @@ def test_each_network_gets_exactly_its_own_gradient(recon_in_gan):
   rng = jax.random.PRNGKey(7)
   with jax.enable_x64(True):  # float64 on both sides, so 1e-6 tests the routing, not round-off
     state, batch = to_float64(state), to_float64(batch)
-    grads, _, _ = jax.jit(lambda s, b: vaegan.network_gradients(s, b, rng, config))(state, batch)
+    grads, _, _ = jax.jit(lambda s, b: network_gradients(vaegan, s, b, rng, config))(state, batch)
     for net in vaegan.NETS:
       own = jax.jit(jax.grad(lambda p: _reference_losses(state, {**state.params, net: p}, batch, rng, 0.3,
                                                          recon_in_gan)[net]))(state.params[net])
@@ -66,7 +66,7 @@ def test_no_gan_gradient_reaches_the_encoder_and_no_reconstruction_gradient_the_
   config, state, batch = _setup()
   rng = jax.random.PRNGKey(3)
   def gradients(state, batch, config):
-    return jax.jit(lambda s, b: vaegan.network_gradients(s, b, rng, config)[0])(state, batch)
+    return jax.jit(lambda s, b: network_gradients(vaegan, s, b, rng, config)[0])(state, batch)
   grads = gradients(state, batch, config)
   # Scaling the discriminator's output head changes L_GAN but not Dis_l: the encoder must not notice.
   head = jax.tree.map(lambda p: p * 3.0, state.params["discriminator"])
@@ -90,9 +90,9 @@ def test_no_gan_gradient_reaches_the_encoder_and_no_reconstruction_gradient_the_
 ])
 def test_gating_rests_exactly_the_gated_network(equilibrium, margin, rests):
   config, state, batch = _setup(gating=True, equilibrium=equilibrium, margin=margin)
-  step = jax.jit(vaegan.make_train_step(config))
+  step = jax.jit(vaegan.METHOD.make_train_step(config))
   new, metrics = step(state, batch)
-  grads = jax.jit(lambda s, b: vaegan.network_gradients(s, b, s.step_rng("z"), config)[0])(state, batch)
+  grads = jax.jit(lambda s, b: network_gradients(vaegan, s, b, s.step_rng("z"), config)[0])(state, batch)
   for net in vaegan.NETS:
     if net == rests:
       assert_trees_close(new.params[net], state.params[net])
@@ -106,7 +106,7 @@ def test_gating_rests_exactly_the_gated_network(equilibrium, margin, rests):
 
 def test_step_reports_every_term_gate_and_gradient_norm():
   config, state, batch = _setup()
-  _, metrics = jax.jit(vaegan.make_train_step(config))(state, batch)
+  _, metrics = jax.jit(vaegan.METHOD.make_train_step(config))(state, batch)
   expected = {"kl", "feature_llike", "gen_loss", "dis_loss", "dis_real_bce", "dis_fake_bce",
               "gate/discriminator", "gate/decoder", "grad_norm/encoder", "grad_norm/decoder",
               "grad_norm/discriminator"}
@@ -122,8 +122,8 @@ def test_the_discriminator_step_lowers_its_loss_and_the_decoder_step_lowers_its_
   config.lock()
   state = vaegan.init_state(config, jax.random.PRNGKey(0), batch)
   rng = jax.random.PRNGKey(1)
-  own_losses = jax.jit(lambda params: vaegan.network_losses(state, params, batch, rng, config)[0])
-  gradients = jax.jit(lambda s: vaegan.network_gradients(s, batch, rng, config)[0])
+  own_losses = jax.jit(lambda params: vaegan.network_losses(config)(state, params, batch, rng)[0])
+  gradients = jax.jit(lambda s: network_gradients(vaegan, s, batch, rng, config)[0])
   new = state
   for _ in range(3):
     new = new.apply_gradients(gradients(new)).replace(batch_stats=state.batch_stats)

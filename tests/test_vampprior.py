@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import optax
 
 from genjax import losses, parallel, train
+from genjax.evaluation import evaluator
 from genjax.methods import vampprior
-from tests.helpers import assert_trees_close, load_config, random_batch, to_float64
+from tests.helpers import assert_trees_close, load_config, network_gradients, random_batch, to_float64
 
 
 def _config(**loss):
@@ -82,10 +83,10 @@ def test_nll_hook_weights_are_joint_over_proposal_with_the_mixture_prior(setup):
   """log w_k = log p(x|z_k) + log p_λ(z_k) − log q(z_k|x), written with scipy densities (IWAE eq. 8)."""
   config, state, batch = setup
   x = batch["image"][:3]
-  log_w = np.asarray(vampprior.log_importance_weights(state, x, jax.random.PRNGKey(5), 2, config), np.float64)
+  log_w = np.asarray(vampprior.log_importance_weights(state, x, jax.random.PRNGKey(5), 2), np.float64)
   mean, logvar = map(np.asarray, state.apply("encoder", x))
   prior_mean, prior_logvar = map(np.asarray, state.apply("encoder", vampprior.pseudo_inputs(state.params)))
-  sigma = float(np.exp(state.params[vampprior.vae.SIGMA]))
+  sigma = float(np.exp(state.params[vampprior.PIXEL_LOG_SIGMA]))
   for k, key in enumerate(jax.random.split(jax.random.PRNGKey(5), 2)):  # the hook's draws
     z = np.asarray(losses.reparameterize(key, jnp.asarray(mean), jnp.asarray(logvar)), np.float64)
     rec = np.asarray(state.apply("decoder", jnp.asarray(z, jnp.float32)), np.float64)
@@ -123,7 +124,7 @@ def test_slot_gradient_is_the_negative_elbo_gradient_and_reaches_the_pseudo_inpu
   with jax.enable_x64(True):  # float64 on both sides, so 1e-6 tests the terms, not round-off
     state, batch = to_float64(state), to_float64(batch)
     grads, metrics, batch_stats = jax.jit(
-        lambda s, b: vampprior.slot_gradients(s, b, rng, config))(state, batch)
+        lambda s, b: network_gradients(vampprior, s, b, rng, config))(state, batch)
     reference = jax.jit(jax.grad(lambda p: _reference_neg_elbo(state, p, batch["image"], rng), has_aux=True))
     expected, enc_stats = reference(state.params)
     assert set(grads) == set(state.slots["vae"])
@@ -190,6 +191,6 @@ def test_default_preset_improves_the_elbo_on_digits(digits_dir, tmp_path):
     assert (tmp_path / png).stat().st_size > 100
   mesh = parallel.make_mesh()
   initial = vampprior.init_state(config, jax.random.PRNGKey(config.seed), {"image": np.zeros((1, 16, 16, 1))})
-  before = train.evaluate(vampprior, config, parallel.replicate(initial, mesh), mesh)["neg_elbo"]
+  before = evaluator.method_metrics(vampprior.METHOD, config, parallel.replicate(initial, mesh), mesh)["neg_elbo"]
   after = results["eval"]["neg_elbo"]  # the same held-out split and evaluation noise
   assert after < before - 0.1 * abs(before), (before, after)

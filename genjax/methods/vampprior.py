@@ -1,7 +1,7 @@
 """VAE with a VampPrior (Tomczak & Welling 2018): the prior is learned from K pseudo-inputs.
 
-The VAE of genjax.methods.vae (Larsen encoder/decoder, one learned pixel log σ) with its N(0, I)
-prior replaced by the variational mixture of posteriors at K learned pseudo-inputs u_k:
+The VAE of genjax.methods.vae (Larsen encoder/decoder, one pixel log σ) with its N(0, I) prior replaced
+by the variational mixture of posteriors at K learned pseudo-inputs u_k:
 
     p_λ(z) = (1/K) Σ_k q(z | u_k)                                           (T&W eq. 9)
     L(x)   = −E_q(z|x)[log p(x|z)] + β·E_q(z|x)[log q(z|x) − log p_λ(z)]     (T&W eq. 2 with eq. 9)
@@ -25,11 +25,13 @@ import math
 import jax
 import jax.numpy as jnp
 
-from genjax import losses
+from genjax import config_lib, losses, optim
+from genjax.core import gaussian_ae
+from genjax.core.gaussian_ae import PIXEL_LOG_SIGMA
+from genjax.core.method import Method
+from genjax.core.networks import create_state
+from genjax.core.step import Aux, Phase
 from genjax.errors import ConfigError
-from genjax.methods import common, vae
-from genjax.methods.common import decode, encode, reconstruct  # noqa: F401  (the method's API)
-from genjax.state import TrainState
 
 PSEUDO = "pseudo_inputs"
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -37,7 +39,8 @@ _EVAL_RNG = 0  # the fixed key of `evaluate`'s z samples
 
 
 def validate(config, image_shape) -> None:
-  vae.validate(config, image_shape)
+  gaussian_ae.check_downsampling(image_shape, len(config.model.decoder_channels))
+  config_lib.check_nonnegative(config.loss, ("beta",))
   m = config.model
   if m.num_pseudo_inputs < 1:
     raise ConfigError(f"model.num_pseudo_inputs must be >= 1, got {m.num_pseudo_inputs}")
@@ -47,17 +50,20 @@ def validate(config, image_shape) -> None:
     raise ConfigError(f"loss.warmup_steps must be >= 0, got {config.loss.warmup_steps}")
 
 
-def init_state(config, rng: jax.Array, batch) -> TrainState:
-  """The VAE's state plus K image-shaped pseudo-inputs in its one optimizer slot."""
+def init_state(config, rng: jax.Array, batch):
+  """The VAE's networks and pixel log σ, plus K image-shaped pseudo-inputs, in one optimizer slot."""
   pseudo_rng, vae_rng = jax.random.split(rng)
-  base = vae.init_state(config, vae_rng, batch)
-  m = config.model
-  shape = (m.num_pseudo_inputs,) + tuple(batch["image"].shape[1:])
-  u = m.pseudo_init_mean + m.pseudo_init_std * jax.random.normal(pseudo_rng, shape, jnp.float32)
-  fixed_sigma = {} if config.loss.learn_sigma else {vae.SIGMA: jnp.asarray(config.loss.log_sigma, jnp.float32)}
-  return TrainState.create(params={**base.params, PSEUDO: u}, batch_stats=base.batch_stats,
-                           models=base.models, tx=base.tx, extra=fixed_sigma,
-                           slots={"vae": base.slots["vae"] + (PSEUDO,)}, rng=base.rng)
+  m, image_shape = config.model, batch["image"].shape[1:]
+  u = m.pseudo_init_mean + m.pseudo_init_std * jax.random.normal(
+      pseudo_rng, (m.num_pseudo_inputs,) + tuple(image_shape), jnp.float32)
+  log_sigma = {PIXEL_LOG_SIGMA: jnp.asarray(config.loss.log_sigma, jnp.float32)}
+  learned = config.loss.learn_sigma
+  models = gaussian_ae.larsen_autoencoder(config, image_shape)
+  inputs = {"encoder": (batch["image"][:1],), "decoder": (jnp.zeros((1, m.latent_dim)),)}
+  slot = ("encoder", "decoder") + ((PIXEL_LOG_SIGMA,) if learned else ()) + (PSEUDO,)
+  return create_state(vae_rng, models, inputs, {"vae": optim.make_optimizer(config.optim.vae)},
+                      slots={"vae": slot}, params={**(log_sigma if learned else {}), PSEUDO: u},
+                      extra=None if learned else log_sigma)
 
 
 def pseudo_inputs(params) -> jax.Array:
@@ -90,54 +96,50 @@ def kl_weight(config, step: jax.Array) -> jax.Array:
   return config.loss.beta * jnp.minimum(1.0, step.astype(jnp.float32) / config.loss.warmup_steps)
 
 
-def neg_elbo(state: TrainState, params, x, rng: jax.Array, beta, train: bool = True):
-  """β-weighted negative ELBO of images x and (metrics, new BatchNorm statistics)."""
+def neg_elbo(state, params, x, rng: jax.Array, beta, train: bool = True):
+  """β-weighted negative ELBO of images x and Aux(metrics, new BatchNorm statistics)."""
   (mean, logvar), enc_stats = state.forward("encoder", params, x, train=train)
   prior_mean, prior_logvar = state.forward("encoder", params, pseudo_inputs(params), train=False)[0]  # q(z|u_k)
   z = losses.reparameterize(rng, mean, logvar)
   x_rec, dec_stats = state.forward("decoder", params, z, train=train)
-  log_sigma = params[vae.SIGMA] if vae.SIGMA in params else state.extra[vae.SIGMA]  # learned or fixed
-  nll = losses.gaussian_nll(x, x_rec, log_sigma)                 # −log p(x|z)
-  kl, kl_terms = vamp_kl(z, mean, logvar, prior_mean, prior_logvar)  # KL to p_λ of eq. 9
-  loss = nll + beta * kl                                           # −ELBO, T&W eq. 2
+  log_sigma = gaussian_ae.pixel_log_sigma(state, params)              # learned or fixed
+  nll = losses.gaussian_nll(x, x_rec, log_sigma)                      # −log p(x|z)
+  kl, kl_terms = vamp_kl(z, mean, logvar, prior_mean, prior_logvar)   # KL to p_λ of eq. 9
+  loss = nll + beta * kl                                              # −ELBO, T&W eq. 2
   metrics = {"loss": loss, "neg_elbo": nll + kl, "nll": nll, "kl": kl, **kl_terms, "beta": beta,
              "pixel_mse": jnp.mean(jnp.square(x - x_rec)), "pixel_sigma": jnp.exp(log_sigma)}
-  return loss, (metrics, {**enc_stats, **dec_stats})
+  return loss, Aux(metrics, {**enc_stats, **dec_stats})
 
 
-def slot_gradients(state: TrainState, batch, rng: jax.Array, config):
-  """∂L/∂(encoder, decoder, log σ, pseudo-inputs), metrics and new BatchNorm statistics."""
-  beta = kl_weight(config, state.step)
-  grad_fn = jax.grad(neg_elbo, argnums=1, has_aux=True)
-  grads, (metrics, batch_stats) = grad_fn(state, state.params, batch["image"], rng, beta)
-  return grads, metrics, batch_stats
+def objective(config):
+  def losses_fn(state, params, batch, rng):
+    loss, aux = neg_elbo(state, params, batch["image"], rng, kl_weight(config, state.step))
+    return {"vae": loss}, aux
+  return [Phase(losses_fn, rng="z")]
 
 
-def make_train_step(config):
-  def train_step(state: TrainState, batch):
-    grads, metrics, batch_stats = slot_gradients(state, batch, state.step_rng("z"), config)
-    metrics.update(common.grad_norms({"vae": grads, PSEUDO: grads[PSEUDO]}))
-    return state.apply_gradients(grads, batch_stats=batch_stats), metrics
-  return train_step
-
-
-def generate(state: TrainState, rng: jax.Array, num: int, condition=None) -> jax.Array:
+def generate(state, rng: jax.Array, num: int, condition=None) -> jax.Array:
   """k ~ U{1..K}, z ~ q(z | u_k), x = dec(z): samples of the VampPrior, decoded."""
   del condition  # unconditional
+  return gaussian_ae.decode(state, sample_codes(state, rng, num))
+
+
+def sample_codes(state, rng: jax.Array, num: int, condition=None) -> jax.Array:
+  """z ~ p_λ(z): a pseudo-input u_k drawn uniformly, then z ~ q(z | u_k)."""
+  del condition
   k_rng, z_rng = jax.random.split(rng)
   k = jax.random.randint(k_rng, (num,), 0, state.params[PSEUDO].shape[0])
   mean, logvar = state.apply("encoder", pseudo_inputs(state.params)[k])
-  return state.apply("decoder", losses.reparameterize(z_rng, mean, logvar))
+  return losses.reparameterize(z_rng, mean, logvar)
 
 
-def evaluate(state: TrainState, batch) -> dict[str, jax.Array]:
+def evaluate(state, batch) -> dict[str, jax.Array]:
   """Negative ELBO (β = 1) and its terms on a held-out batch, inference-mode BatchNorm."""
-  rng = jax.random.PRNGKey(_EVAL_RNG)
-  _, (metrics, _) = neg_elbo(state, state.params, batch["image"], rng, 1.0, train=False)
+  _, (metrics, _) = neg_elbo(state, state.params, batch["image"], jax.random.PRNGKey(_EVAL_RNG), 1.0, train=False)
   return {k: metrics[k] for k in ("neg_elbo", "nll", "kl", "log_q", "log_prior", "pixel_mse")}
 
 
-def sample_grids(state: TrainState, rng: jax.Array) -> dict[str, jax.Array]:
+def sample_grids(state, rng: jax.Array) -> dict[str, jax.Array]:
   """The first (up to 64) pseudo-inputs u_k as an 8-column grid."""
   del rng
   u = pseudo_inputs(state.params)[:64]
@@ -146,10 +148,15 @@ def sample_grids(state: TrainState, rng: jax.Array) -> dict[str, jax.Array]:
   return {"pseudo_inputs": u[:rows * cols].reshape((rows, cols) + u.shape[1:])}
 
 
-def log_importance_weights(state: TrainState, images, rng: jax.Array, num_samples: int, config) -> jax.Array:
-  """The evaluator's "nll" hook (genjax.evaluation.likelihood) with the VampPrior p_λ(z) of eq. 9."""
-  del config  # log σ lives in the state, learned or fixed
+def log_importance_weights(state, images, rng: jax.Array, num_samples: int) -> jax.Array:
+  """The evaluator's "nll": IWAE weights with the VampPrior p_λ(z) of eq. 9."""
   prior_mean, prior_logvar = state.apply("encoder", pseudo_inputs(state.params))
-  log_sigma = state.params[vae.SIGMA] if vae.SIGMA in state.params else state.extra[vae.SIGMA]
-  return vae.importance_weights(state, images, rng, num_samples, log_sigma,
-                                lambda z: log_vamp_prior(z, prior_mean, prior_logvar))
+  return gaussian_ae.importance_weights(state, images, rng, num_samples,
+                                        lambda z: log_vamp_prior(z, prior_mean, prior_logvar))
+
+
+METHOD = Method(
+    name="vampprior", init_state=init_state, objective=objective, validate=validate, generate=generate,
+    encode=gaussian_ae.encode, decode=gaussian_ae.decode, reconstruct=gaussian_ae.reconstruct,
+    sample_codes=sample_codes, sample_grids=sample_grids, evaluate=evaluate,
+    log_importance_weights=log_importance_weights, progress=("loss", "kl", "beta", "pixel_mse"))

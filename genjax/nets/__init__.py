@@ -12,7 +12,12 @@ _EXPORTS = {
     "Encoder": "larsen",
     "check_image_shape": "larsen",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS) + ["scale_width"]
+
+
+def scale_width(channels, width: float) -> tuple[int, ...]:
+  """Paper channel counts times `width` (presets keep the paper's numbers; one knob shrinks them)."""
+  return tuple(max(1, int(round(c * width))) for c in channels)
 
 
 def __getattr__(name):

@@ -10,10 +10,7 @@ its embedding, used by the evaluation's classifier FID, is the MLP's hidden laye
 connected hidden layers on the pixels, each BN + ReLU + dropout; its embedding is the second one. An
 FID comparison that holds in both extractors' features does not depend on one network's view.
 
-`Encoder` / `Decoder` are the reference VAE (CelebA 64×64): per stage [3×3 conv, 3×3 conv, 2×2/2 conv]
-with BN + ReLU at 32/64/128/256 channels, MLP 1000 → (μ, log σ²); the decoder mirrors it with 2×2/2
-transposed convs and ends in a 1×1 conv. Pixels are in [-1, 1] here, so the output is tanh (the
-reference used [0, 1] and a sigmoid).
+The same paper's VAE is in genjax.nets.discreg.
 
 Params are float32; `dtype` is the compute dtype; outputs are float32 (float64 when computing in float64).
 """
@@ -24,9 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from genjax.nets import larsen
-from genjax.nets.larsen import check_image_shape, output_dtype
-from genjax.nets.layers import Conv, ConvTranspose
+from genjax.nets.larsen import output_dtype
+from genjax.nets.layers import Conv
 
 # (kernel, stride) of the six classifier convs; channels come from `Classifier.channels`.
 CONV_SPECS = ((4, 1), (3, 2), (4, 1), (3, 2), (3, 1), (3, 2))
@@ -36,7 +32,7 @@ PADDINGS = ("VALID", "SAME")
 ARCHITECTURES = ("lamb", "mlp")
 
 
-def _batch_norm(train: bool, dtype, name=None) -> nn.BatchNorm:
+def batch_norm(train: bool, dtype, name=None) -> nn.BatchNorm:
   # Reference code: population statistics as an exponential moving average with decay 0.05.
   return nn.BatchNorm(use_running_average=not train, momentum=0.95, epsilon=1e-5, dtype=dtype, name=name)
 
@@ -80,7 +76,7 @@ class Classifier(nn.Module):
     for i, (c, (k, s)) in enumerate(zip(self.channels, CONV_SPECS), start=1):
       x = Conv(c, (k, k), strides=(s, s), padding=self.padding, use_bias=False, dtype=self.dtype,
                name=f"conv{i}")(x)
-      x = _batch_norm(train, self.dtype, name=f"bn{i}")(x)
+      x = batch_norm(train, self.dtype, name=f"bn{i}")(x)
       if s > 1:
         found[f"conv{i}"] = x.astype(out_dtype)
       x = nn.relu(x)
@@ -88,7 +84,7 @@ class Classifier(nn.Module):
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     if features:
       return found
-    hidden = _dense_bn_relu(x.reshape(x.shape[0], -1), self.hidden, train, self.dtype, name="hidden")
+    hidden = dense_bn_relu(x.reshape(x.shape[0], -1), self.hidden, train, self.dtype, name="hidden")
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(hidden)
     logits = nn.Dense(self.num_outputs, dtype=self.dtype, name="logits")(x).astype(out_dtype)
     return (hidden.astype(out_dtype), logits) if embedding else logits
@@ -106,62 +102,13 @@ class MLPClassifier(nn.Module):
   def __call__(self, x: jax.Array, train: bool, embedding: bool = False):
     x = x.astype(self.dtype).reshape(x.shape[0], -1)
     for i in range(2):
-      hidden = _dense_bn_relu(x, self.hidden, train, self.dtype, name=f"hidden{i + 1}")
+      hidden = dense_bn_relu(x, self.hidden, train, self.dtype, name=f"hidden{i + 1}")
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(hidden)
     logits = nn.Dense(self.num_outputs, dtype=self.dtype, name="logits")(x)
     out_dtype = output_dtype(self.dtype)
     return (hidden.astype(out_dtype), logits.astype(out_dtype)) if embedding else logits.astype(out_dtype)
 
 
-def _dense_bn_relu(x, features: int, train: bool, dtype, name=None):
+def dense_bn_relu(x, features: int, train: bool, dtype, name=None):
   x = nn.Dense(features, use_bias=False, dtype=dtype, name=name)(x)
-  return nn.relu(_batch_norm(train, dtype, name=name and f"bn_{name}")(x))
-
-
-def _stage(x, features: int, train: bool, dtype, up: bool = False):
-  """[3×3 conv, 3×3 conv, 2×2/2 conv (transposed when `up`)], each BN + ReLU, bias-free."""
-  for kernel, stride, layer in ((3, 1, Conv), (3, 1, Conv), (2, 2, ConvTranspose if up else Conv)):
-    x = layer(features, (kernel, kernel), strides=(stride, stride), padding="SAME", use_bias=False,
-              dtype=dtype)(x)
-    x = nn.relu(_batch_norm(train, dtype)(x))
-  return x
-
-
-class Encoder(larsen.Encoder):
-  """Image -> (mean, logvar) of q(z|x): stages of [3×3, 3×3, 2×2/2] convs, each BN + ReLU; MLP.
-
-  The fields of larsen.Encoder (channels, hidden, latent_dim, dtype); the paper's values are
-  channels (32, 64, 128, 256), hidden 1000, latent 500.
-  """
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool):
-    check_image_shape(x.shape[1:], len(self.channels))
-    x = x.astype(self.dtype)
-    for c in self.channels:
-      x = _stage(x, c, train, self.dtype)
-    x = _dense_bn_relu(x.reshape(x.shape[0], -1), self.hidden, train, self.dtype)
-    x = nn.Dense(2 * self.latent_dim, dtype=self.dtype)(x)
-    return tuple(jnp.split(x.astype(output_dtype(self.dtype)), 2, axis=-1))
-
-
-class Decoder(larsen.Decoder):
-  """z -> image in [-1, 1]: MLP, stages of [3×3, 3×3 convs, 2×2/2 transposed conv], 1×1 conv + tanh.
-
-  The fields of larsen.Decoder plus the MLP's `hidden` width; the paper's channels are the encoder's,
-  reversed (256, 128, 64, 32), hidden 1000.
-  """
-  hidden: int = 1000
-
-  @nn.compact
-  def __call__(self, z: jax.Array, train: bool) -> jax.Array:
-    n = len(self.channels)
-    check_image_shape(self.image_shape, n)
-    h, w, c_out = self.image_shape
-    x = _dense_bn_relu(z.astype(self.dtype), self.hidden, train, self.dtype)
-    x = _dense_bn_relu(x, (h // 2**n) * (w // 2**n) * self.channels[0], train, self.dtype)
-    x = x.reshape(x.shape[0], h // 2**n, w // 2**n, self.channels[0])
-    for c in self.channels:
-      x = _stage(x, c, train, self.dtype, up=True)
-    x = Conv(c_out, (1, 1), dtype=self.dtype)(x)  # with a bias (the reference's has none, then a sigmoid)
-    return jnp.tanh(x.astype(output_dtype(self.dtype)))
+  return nn.relu(batch_norm(train, dtype, name=name and f"bn_{name}")(x))
