@@ -15,23 +15,23 @@ import tensorflow as tf
 import jax
 import jax.numpy as jnp
 
-from genjax import config_lib, train
+from genjax import modes, pretrained, train, validation
 from genjax.errors import CheckpointError, ConfigError, GenjaxError
 from genjax.evaluation import evaluator, likelihood, metrics
-from genjax.methods import classifier, get_method
+from genjax.methods import get_method
 from tests.helpers import ROOT, load_config, random_batch
 
 RESULTS = ("fid", "kid", "kid_std", "precision", "recall", "is", "is_std", "recon_mse", "nll", "neg_elbo")
 
 
-def random_projection_extractor(path, data_config):
+def random_projection_extractor(path, eval_config, data_config):
   """A fixed random projection of the pixels: 8 features, 10 logits (a cheap stand-in for Inception)."""
-  del path
+  del path, eval_config
   dim = int(np.prod(train.data.image_shape(data_config)))
   rng = np.random.default_rng(0)
   features, logits = rng.standard_normal((2, dim, 10)).astype(np.float32) / np.sqrt(dim)
   return metrics.Extractor(lambda images: (images.reshape(len(images), -1) @ features[:, :8],
-                                           images.reshape(len(images), -1) @ logits))
+                                           images.reshape(len(images), -1) @ logits)), None
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_in_loop_evaluation_writes_tensorboard_metrics_json_and_the_best_checkpo
 def test_eval_mode_reproduces_the_best_checkpoints_evaluation(trained):
   config, workdir = trained
   results = json.loads(open(os.path.join(workdir, "metrics.json")).read())
-  out = train.evaluate_checkpoint(config, workdir, "best")
+  out = modes.evaluate_checkpoint(config, workdir, "best")
   assert out == json.loads(open(os.path.join(workdir, "eval.json")).read())
   assert out["step"] == results["best"]["step"] and out["checkpoint"] == "best"
   assert out["eval"]["fid"] == pytest.approx(results["best"]["value"], rel=1e-6)  # fixed noise, same reals
@@ -98,7 +98,7 @@ def test_eval_mode_reproduces_the_best_checkpoints_evaluation(trained):
 
 def test_sample_mode_writes_a_png_grid_and_an_npz(trained):
   config, workdir = trained
-  paths = train.sample_checkpoint(config, workdir, 10)
+  paths = modes.sample_checkpoint(config, workdir, 10)
   assert paths["npz"].endswith("samples_latest_3.npz")
   images = np.load(paths["npz"])["images"]
   assert images.shape == (10, 16, 16, 1) and images.dtype == np.float32 and np.abs(images).max() <= 1
@@ -110,7 +110,7 @@ def test_sample_mode_writes_a_png_grid_and_an_npz(trained):
 def test_missing_checkpoints_are_one_readable_error(tmp_path, trained):
   config, _ = trained
   with pytest.raises(CheckpointError, match=r"no best checkpoint \(kept when eval.best_metric is set\)"):
-    train.evaluate_checkpoint(config, str(tmp_path), "best")
+    modes.evaluate_checkpoint(config, str(tmp_path), "best")
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
   env.pop("XLA_FLAGS", None)
   empty = tmp_path / "empty"
@@ -125,21 +125,30 @@ def test_missing_checkpoints_are_one_readable_error(tmp_path, trained):
 
 # --- the classifier extractor ---------------------------------------------------------------------------
 
-def test_classifier_extractor_uses_the_logits_and_checks_the_image_shape(monkeypatch):
+def test_classifier_extractor_uses_its_embedding_or_its_logits_and_checks_the_image_shape(monkeypatch):
   config = load_config("classifier")
   config.unlock(); config.data.image_size = 16; config.lock()
-  state = classifier.init_state(config, jax.random.PRNGKey(0), random_batch(n=1))
-  trained = classifier.TrainedClassifier(
+  state = pretrained.classifier_state(config, jax.random.PRNGKey(0), random_batch(n=1))
+  trained = pretrained.TrainedClassifier(
       module=state.models["classifier"], meta={"image_shape": [16, 16, 1], "config": {"data": {"name": "digits"}}},
-      variables={"params": state.params["classifier"], "batch_stats": state.batch_stats["classifier"]})
-  monkeypatch.setattr(classifier, "load_classifier", lambda path, command=None: trained)
+      variables={"params": state.params["classifier"], "batch_stats": state.batch_stats["classifier"]},
+      accuracy=0.93)
+  monkeypatch.setattr(pretrained, "load_classifier", lambda path, command=None: trained)
   images = random_batch(n=5)["image"]
-  features = evaluator.classifier_extractor("runs/classifier", config.data).features(images)
-  np.testing.assert_allclose(features["pool"], trained.logits(images), rtol=1e-6)
-  np.testing.assert_allclose(features["logits"], features["pool"])
+  extractor, accuracy = evaluator.classifier_extractor("runs/classifier", config.eval, config.data)
+  features = extractor.features(images)
+  embedding, logits = trained.embed(images)
+  assert accuracy == 0.93 and features["pool"].shape == embedding.shape == (5, state.models["classifier"].hidden)
+  np.testing.assert_allclose(features["pool"], embedding, rtol=1e-6)   # the last hidden layer (FID, KID, P/R)
+  np.testing.assert_allclose(features["logits"], trained.logits(images), rtol=1e-5)  # IS, class histogram
+  np.testing.assert_allclose(logits, trained.logits(images), rtol=1e-5)
+  with config.unlocked():
+    config.eval.classifier_features = "logits"  # TF-GAN's MNIST convention: the logits as the features
+  extractor, _ = evaluator.classifier_extractor("runs/classifier", config.eval, config.data)
+  np.testing.assert_allclose(extractor.features(images)["pool"], trained.logits(images), rtol=1e-6)
   config.unlock(); config.data.image_size = 32; config.lock()
   with pytest.raises(metrics.EvaluationError, match=r"shape \(16, 16, 1\).*shape \(32, 32, 1\)"):
-    evaluator.classifier_extractor("runs/classifier", config.data)
+    evaluator.classifier_extractor("runs/classifier", config.eval, config.data)
 
 
 # --- importance-sampled likelihood -----------------------------------------------------------------------
@@ -228,7 +237,7 @@ def test_bad_eval_config_is_refused(edit, message):
   config = load_config("vae")
   config.unlock(); config.eval.update(edit); config.lock()
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
 
 
 def test_missing_or_malformed_inception_weights_and_too_few_real_images(tmp_path, digits_dir, random_extractor):

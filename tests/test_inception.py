@@ -65,17 +65,28 @@ def test_parameter_count():
 
 
 def test_forward_matches_pytorch_reference_and_is_deterministic(weights_file):
-  extractor = inception.inception_extractor(weights_file)
   images = reference_images()
-  out = extractor.features(images)
+  out = jax.jit(inception.InceptionV3().apply)(inception.load_inception_params(weights_file), images)
   assert out["pool"].shape == (2, 2048) and out["logits"].shape == (2, 1008)
   np.testing.assert_allclose(out["pool"][:, :4], REFERENCE_POOL, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(out["logits"][:, :4], REFERENCE_LOGITS, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(out["pool"].sum(1), REFERENCE_POOL_SUM, rtol=1e-4)
   np.testing.assert_allclose(out["logits"].sum(1), REFERENCE_LOGITS_SUM, rtol=1e-4, atol=1e-3)
+  extractor = inception.inception_extractor(weights_file)
+  features = extractor.features(images)
+  np.testing.assert_array_equal(features["pool"], out["pool"])
   again = extractor.features(images)
-  np.testing.assert_array_equal(again["pool"], out["pool"])
-  np.testing.assert_array_equal(again["logits"], out["logits"])
+  np.testing.assert_array_equal(again["pool"], features["pool"])
+  np.testing.assert_array_equal(again["logits"], features["logits"])
+
+
+def test_inception_score_logits_leave_the_bias_out(weights_file):
+  """OpenAI's IS code and torch-fidelity's `logits_unbiased` score pool3·Wᵀ: the fc layer without its bias."""
+  weights = np.load(weights_file)
+  features = inception.inception_extractor(weights_file).features(reference_images())
+  expected = features["pool"].astype(np.float64) @ weights["fc.weight"].T.astype(np.float64)
+  np.testing.assert_allclose(features["logits"], expected, rtol=1e-5, atol=1e-5)
+  assert np.abs(weights["fc.bias"]).max() > 0.01  # the bias is not zero: with it the test would fail
 
 
 def test_loader_round_trip(tmp_path):

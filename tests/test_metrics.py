@@ -181,6 +181,31 @@ def test_precision_recall_not_swapped():
   np.testing.assert_allclose((precision, recall), _pr_brute_force(real, fake, 3), rtol=1e-6)
 
 
+def test_precision_recall_with_tied_distances_matches_the_reference():
+  """Integer-valued features (quantised ones, ReLU features with dead units) put many points exactly on a
+  ball's edge: distances equal in exact arithmetic must stay equal, or `≤` at the edge flips."""
+  rng = np.random.default_rng(11)
+  real = rng.integers(0, 4, (120, 6)).astype(np.float32) + 7.0   # a mean far from 0, as features have
+  fake = rng.integers(0, 5, (100, 6)).astype(np.float32) + 7.0
+  expected = _pr_brute_force(real.astype(np.float64), fake.astype(np.float64), k=3)
+  assert 0 < expected[0] < 1, expected  # a case where the edges decide
+  assert metrics.precision_recall(real, fake) == pytest.approx(expected, abs=1e-12)
+
+
+def test_class_histogram_counts_covered_classes_and_entropy():
+  logits = np.full((100, 4), -5.0)
+  classes = np.array([0] * 50 + [1] * 47 + [2] * 3)  # class 3 never, class 2 at 3 % (≥ 10 % of 25 %)
+  logits[np.arange(100), classes] = 5.0
+  out = metrics.class_histogram(logits)
+  fractions = np.array([0.5, 0.47, 0.03])
+  assert out["classes_covered"] == 3.0 and out["class_max_fraction"] == 0.5
+  np.testing.assert_allclose(out["class_entropy"], -np.sum(fractions * np.log(fractions)), rtol=1e-12)
+  logits[np.arange(100), classes] = -5.0
+  logits[np.arange(100), np.arange(100) % 4] = 5.0  # uniform: log K
+  np.testing.assert_allclose(metrics.class_histogram(logits)["class_entropy"], np.log(4), rtol=1e-12)
+  assert metrics.class_histogram(logits[:2])["classes_covered"] == 2.0  # 2 of 4 classes seen in 2 images
+
+
 def test_precision_recall_input_errors():
   with pytest.raises(EvaluationError, match="k=3 needs more than 3 .* \\(real 10, fake 3\\)"):
     metrics.precision_recall(np.zeros((10, 2)), np.zeros((3, 2)))
@@ -220,6 +245,7 @@ def test_compute_metrics_streams_batches():
   expected["kid"], expected["kid_std"] = metrics.kernel_inception_distance(
       real_f, fake_f, num_subsets=5, subset_size=20, seed=3)
   expected["precision"], expected["recall"] = metrics.precision_recall(real_f, fake_f)
+  expected.update(metrics.class_histogram(fake_logits))
   assert got.keys() == expected.keys()
   for name in expected:
     assert isinstance(got[name], float)
@@ -235,5 +261,5 @@ def test_compute_metrics_errors():
   with pytest.raises(EvaluationError, match="batch iterator is empty"):
     metrics.compute_metrics(extractor, [], batches, metrics=("fid",))
   no_logits = metrics.Extractor(lambda images: (images.reshape(images.shape[0], -1), None))
-  with pytest.raises(EvaluationError, match="needs logits"):
+  with pytest.raises(EvaluationError, match="need logits"):
     metrics.compute_metrics(no_logits, batches, batches, metrics=("is",))

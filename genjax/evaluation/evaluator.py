@@ -1,24 +1,24 @@
 """The evaluator: sample quality, reconstruction error and likelihood of a TrainState, in the loop or alone.
 
 `config.eval` (config_lib.base_config):
-  metrics         any of "fid", "is", "kid", "pr" (sample quality, through the extractor), "recon" (mean
-                  squared pixel error of `reconstruct` on the eval split), "nll" (importance-sampled
-                  negative log-likelihood, likelihood.py); what a method cannot do is skipped
-  extractor       "none" (no sample-quality metrics), "classifier" (the logits of a run of
-                  configs/classifier.py on the same data: TF-GAN's MNIST "classifier FID / score"),
-                  "inception" (FID Inception-v3, genjax.evaluation.inception)
+  metrics         names from METRICS below; what a method cannot do (no generate, reconstruct or
+                  log_importance_weights, or no extractor for the sample metrics) is skipped and logged
+  extractor       "none" (no sample metrics), "classifier" (a run of configs/classifier.py on the same data,
+                  genjax.pretrained), "inception" (FID Inception-v3, genjax.evaluation.inception)
   extractor_path  the classifier's workdir, or the Inception weights .npz
+  classifier_features  the classifier's feature space: "embedding" (its last hidden layer, the default)
+                  or "logits" (TF-GAN's MNIST "classifier score" convention)
   num_samples     generated images; the real ones are the eval split's first num_samples (all of them if
                   it has fewer, e.g. digits' 297), which "recon" and "nll" also use
   batch_size      images per evaluation batch (0: the run's batch_size)
   nll_samples     K, importance samples per image of "nll"
   every           steps between evaluations during training (0: only at the end)
   best_metric     keep the checkpoint with the best value of this result in workdir/best ("" = none)
-  best_mode       "min", "max" or "auto" (max for is, precision, recall, accuracy; min otherwise)
+  best_mode       "min", "max" or "auto" (max where the metric says higher is better)
 
-Results: fid, is, is_std, kid, kid_std, precision, recall, recon_mse, nll, neg_elbo, plus the method's
-own `evaluate(state, batch)` averaged over the whole eval split. Generated images use fixed noise (the
-same at every evaluation); KID's subsets are min(1000, real, generated) images.
+Results: those of each metric, plus the method's own `evaluate(state, batch)` averaged over the whole eval
+split. Generated images use fixed noise (genjax.streams "eval_samples": the same at every evaluation).
+A metric is one entry of METRICS: its results, what it needs, its minimum counts and how it is computed.
 """
 
 import math
@@ -29,77 +29,105 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from genjax import data, parallel
+from genjax import data, parallel, pretrained, streams
 from genjax.checkpoint import Checkpointer
 from genjax.errors import ConfigError
 from genjax.evaluation import likelihood
 from genjax.evaluation import metrics as metrics_lib
-from genjax.evaluation.metrics import EvaluationError, Extractor
+from genjax.evaluation.metrics import LIKELIHOOD, RECONSTRUCT, SAMPLES, EvaluationError, Extractor, Metric
 
-SAMPLE_METRICS = metrics_lib.METRICS                       # need an extractor and `generate`
-EVAL_METRICS = SAMPLE_METRICS + ("recon", "nll")
-RESULTS = {"fid": ("fid",), "is": ("is", "is_std"), "kid": ("kid", "kid_std"), "pr": ("precision", "recall"),
-           "recon": ("recon_mse",), "nll": ("nll", "neg_elbo")}
-HIGHER_IS_BETTER = ("is", "precision", "recall", "accuracy")
 EXTRACTOR_NONE = "none"
+CLASSIFIER_FEATURES = ("embedding", "logits")
 BEST_DIR = "best"
-IS_SPLITS, KID_SUBSET_SIZE, PR_K = 10, 1000, 3
-MIN_REAL = {"fid": 2, "kid": 2, "pr": PR_K + 1}
-MIN_FAKE = {"fid": 2, "kid": 2, "pr": PR_K + 1, "is": IS_SPLITS}
-_FAKE_SEED, _NLL_SEED = 2, 3  # offsets from config.seed (1 is the loop's sample-grid noise)
+
+# --- The metrics: genjax.evaluation.metrics' sample metrics, and two that need a method hook --------------
+
+def _reconstruction_error(method, state, images, rng, nll_samples):
+  del rng, nll_samples
+  error = jnp.square(method.reconstruct(state, images) - images)
+  return {"recon_mse": jnp.mean(error.reshape(error.shape[0], -1), axis=-1)}
 
 
-# ---------------------------------------------------------------------------------------------------
-# Feature extractors: (extractor_path, data config) -> metrics.Extractor.
+def _negative_log_likelihood(method, state, images, rng, nll_samples):
+  log_w = method.log_importance_weights(state, images, rng, nll_samples)
+  return {"nll": -likelihood.iwae_bound(log_w), "neg_elbo": -likelihood.elbo(log_w)}
 
 
-def classifier_extractor(path: str, data_config) -> Extractor:
-  """The logits of the classifier trained in workdir `path`, as features and as logits."""
-  from genjax.methods import classifier  # pylint: disable=import-outside-toplevel  (train imports us)
+METRICS = {
+    **metrics_lib.SAMPLE_METRICS,
+    "recon": Metric(("recon_mse",), RECONSTRUCT, _reconstruction_error),
+    "nll": Metric(("nll", "neg_elbo"), LIKELIHOOD, _negative_log_likelihood),
+}
+HIGHER_IS_BETTER = frozenset().union(*(m.higher_is_better for m in METRICS.values())) | {"accuracy"}
+
+
+def supports(method, metric: Metric) -> bool:
+  """Whether `method` has the hook `metric` needs (an extractor aside)."""
+  hook = {SAMPLES: method.generate, RECONSTRUCT: method.reconstruct,
+          LIKELIHOOD: method.log_importance_weights}[metric.needs]
+  return hook is not None
+
+
+def result_source(name: str) -> str | None:
+  """The metric that produces result `name` (None: a method's own evaluate() result)."""
+  return next((m for m, metric in METRICS.items() if name in metric.results), None)
+
+
+# --- Feature extractors: (extractor_path, config.eval, data config) -> (Extractor, its test accuracy) ----
+
+def classifier_extractor(path: str, eval_config, data_config) -> tuple[Extractor, float | None]:
+  """A trained classifier's last hidden layer (eval.classifier_features "embedding") or its logits, as
+  features; its logits as logits (IS, class histogram). With the test accuracy its run recorded."""
+  trained = load_classifier_extractor(path, data_config)
+  if eval_config.get("classifier_features", "embedding") == "logits":
+    def logits_twice(images):
+      logits = trained.logits(images)
+      return logits, logits
+    return Extractor(logits_twice, jit=False), trained.accuracy
+  return Extractor(trained.embed, jit=False), trained.accuracy
+
+
+def load_classifier_extractor(path: str, data_config) -> pretrained.TrainedClassifier:
   command = (f"python -m genjax.main --config=configs/classifier.py --workdir={path} "
              f"--config.data.name={data_config.name} --config.data.image_size={data_config.image_size}")
-  trained = classifier.load_classifier(path, command)
+  trained = pretrained.load_classifier(path, command)
   if not trained.fits(data_config):
     shape = data.image_shape(data_config)
     raise EvaluationError(
         f"eval.extractor_path: the classifier in {path!r} was trained on {trained.dataset} images of shape "
         f"{tuple(trained.image_shape)}, but this run evaluates {data_config.name} images of shape {tuple(shape)}: "
         f"train a matching one with `{command}`")
-
-  def fn(images):
-    logits = trained.logits(images)
-    return logits, logits
-  return Extractor(fn, jit=False)
+  return trained
 
 
-def inception_extractor(path: str, data_config) -> Extractor:
+def inception_extractor(path: str, eval_config, data_config) -> tuple[Extractor, None]:
   """FID Inception-v3 with the weights in `path` (an .npz; see genjax.evaluation.inception)."""
+  del eval_config
   from genjax.evaluation import inception  # pylint: disable=import-outside-toplevel  (Flax Inception on demand)
   channels = data.image_shape(data_config)[-1]
   if channels not in (1, 3):
     raise EvaluationError(f"eval.extractor 'inception' takes images with 1 or 3 channels, this run's have {channels}")
-  return inception.inception_extractor(path)
+  return inception.inception_extractor(path), None
 
 
 EXTRACTORS = {"classifier": classifier_extractor, "inception": inception_extractor}
 
 
-# ---------------------------------------------------------------------------------------------------
-# Config validation (called by config_lib.validate).
-
+# --- Config validation (genjax.validation calls it) -------------------------------------------------------
 
 def validate(config, method, num_devices: int) -> None:
   """Raises ConfigError naming the first invalid `eval.*` value."""
   e = config.eval
-  metrics = requested_metrics(e)
-  _check(all(m in EVAL_METRICS for m in metrics),
-         f"eval.metrics: unknown metric {next((m for m in metrics if m not in EVAL_METRICS), '')!r}; "
-         f"choose from {', '.join(EVAL_METRICS)}")
+  requested = requested_metrics(e)
+  unknown = next((m for m in requested if m not in METRICS), None)
+  _check(unknown is None, f"eval.metrics: unknown metric {unknown!r}; choose from {', '.join(METRICS)}")
   extractors = (EXTRACTOR_NONE,) + tuple(EXTRACTORS)
   _check(e.extractor in extractors, f"eval.extractor must be one of {extractors}, got {e.extractor!r}")
   _check(e.extractor == EXTRACTOR_NONE or bool(e.extractor_path),
          f"eval.extractor_path is empty: set it to the {e.extractor} "
          f"{'workdir (a run of configs/classifier.py)' if e.extractor == 'classifier' else 'weights .npz'}")
+  _check(e.classifier_features in CLASSIFIER_FEATURES,
+         f"eval.classifier_features must be one of {CLASSIFIER_FEATURES}, got {e.classifier_features!r}")
   for key in ("num_samples", "nll_samples"):
     _check(e[key] >= 1, f"eval.{key} must be >= 1, got {e[key]}")
   for key in ("batch_size", "every"):
@@ -107,30 +135,27 @@ def validate(config, method, num_devices: int) -> None:
   _check(e.batch_size % num_devices == 0,
          f"eval.batch_size {e.batch_size} is not divisible by the {num_devices} devices")
   if e.extractor != EXTRACTOR_NONE:
-    for m in metrics:
-      _check(e.num_samples >= MIN_FAKE.get(m, 0),
-             f"eval.num_samples {e.num_samples} is too few for {m!r}, which needs at least {MIN_FAKE.get(m)}")
+    for name in requested:
+      least = METRICS[name].least("fake")
+      _check(e.num_samples >= least, f"eval.num_samples {e.num_samples} is too few for {name!r}, which needs at "
+             f"least {least}")
   _check(e.best_mode in ("auto", "min", "max"), f"eval.best_mode must be 'auto', 'min' or 'max', got {e.best_mode!r}")
   if e.best_metric:
-    _check_best_metric(e.best_metric, metrics, e.extractor, method)
+    _check_best_metric(e.best_metric, requested, e.extractor, method)
 
 
-def _check_best_metric(name: str, metrics, extractor: str, method) -> None:
-  source = next((m for m, outputs in RESULTS.items() if name in outputs), None)
+def _check_best_metric(name: str, requested, extractor: str, method) -> None:
+  source = result_source(name)
   if source is None:  # the method's own evaluate() names its results
-    _check(hasattr(method, "evaluate"),
+    _check(method.evaluate is not None,
            f"eval.best_metric {name!r} is not a result this run computes; choose from "
-           f"{', '.join(r for m in metrics for r in RESULTS[m])}")
+           f"{', '.join(r for m in requested for r in METRICS[m].results)}")
     return
-  _check(source in metrics, f"eval.best_metric {name!r} needs {source!r} in eval.metrics")
-  if source in SAMPLE_METRICS:
+  metric = METRICS[source]
+  _check(source in requested, f"eval.best_metric {name!r} needs {source!r} in eval.metrics")
+  if metric.needs == SAMPLES:
     _check(extractor != EXTRACTOR_NONE, f"eval.best_metric {name!r} needs an eval.extractor (it is 'none')")
-    _check(hasattr(method, "generate"), f"eval.best_metric {name!r}: this method does not generate images")
-  elif source == "recon":
-    _check(hasattr(method, "reconstruct"), f"eval.best_metric {name!r}: this method does not reconstruct")
-  else:
-    _check(likelihood.hook(method) is not None,
-           f"eval.best_metric {name!r}: this method has no log_importance_weights hook")
+  _check(supports(method, metric), f"eval.best_metric {name!r}: this method has no {metric.needs} hook")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -143,9 +168,7 @@ def requested_metrics(eval_config) -> tuple[str, ...]:
   return (metrics,) if isinstance(metrics, str) else tuple(metrics)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Batches.
-
+# --- Batches ----------------------------------------------------------------------------------------------
 
 def _shard(images: np.ndarray, mesh) -> jax.Array:
   """A host-global batch (the same on every host) as one array sharded over the mesh."""
@@ -182,7 +205,7 @@ def generated_batches(generate, state, rng: jax.Array, num: int) -> Iterator[np.
 
 def method_metrics(method, config, state, mesh, evaluate_batch=None) -> dict[str, float]:
   """`method.evaluate(state, batch)` averaged over the whole eval split ({} if the method has none)."""
-  if not hasattr(method, "evaluate"):
+  if method.evaluate is None:
     return {}
   evaluate_batch = evaluate_batch or jax.jit(method.evaluate)
   totals, count = {}, 0
@@ -194,12 +217,11 @@ def method_metrics(method, config, state, mesh, evaluate_batch=None) -> dict[str
   return {k: v / count for k, v in totals.items()}
 
 
-# ---------------------------------------------------------------------------------------------------
-# The evaluator.
-
+# --- The evaluator ----------------------------------------------------------------------------------------
 
 class Evaluator:
-  """`evaluator(state) -> {result: float}`: everything `config.eval` asks for that the method supports.
+  """`evaluator(state) -> {result: float}`: everything `config.eval` asks for that the method supports;
+  `evaluator.score(images)`: the sample metrics of images from anywhere (another library's samples).
 
   Built once per run: it loads the extractor and the real images' features up front, so a missing
   weights file or too small an eval split is reported before training starts.
@@ -210,32 +232,36 @@ class Evaluator:
     self.mesh = mesh or parallel.make_mesh()
     self.batch_size = self.cfg.batch_size or config.batch_size
     requested = requested_metrics(self.cfg)
-    can_sample = self.cfg.extractor != EXTRACTOR_NONE and hasattr(method, "generate")
-    self.sample_metrics = tuple(m for m in requested if m in SAMPLE_METRICS) if can_sample else ()
-    self.recon = "recon" in requested and hasattr(method, "reconstruct")
-    self.log_weights = likelihood.hook(method) if "nll" in requested else None
-    self._evaluate_batch = jax.jit(method.evaluate) if hasattr(method, "evaluate") else None
-    self._per_example = self._compile_per_example() if self.recon or self.log_weights else None
-    self._generate = compile_generate(method, self.batch_size, self.mesh) if self.sample_metrics else None
-    skipped = [m for m in requested if m not in self.sample_metrics + ("recon",) * self.recon
-               + ("nll",) * bool(self.log_weights)]
+    has_extractor = self.cfg.extractor != EXTRACTOR_NONE
+    self.metrics = {name: METRICS[name] for name in requested
+                    if supports(method, METRICS[name]) and (METRICS[name].needs != SAMPLES or has_extractor)}
+    self.sample_metrics = {n: m for n, m in self.metrics.items() if m.needs == SAMPLES}
+    self.per_example = {n: m for n, m in self.metrics.items() if m.needs != SAMPLES}
+    skipped = [m for m in requested if m not in self.metrics]
     if skipped:
       logging.info("eval: skipping %s (no eval.extractor, or the method lacks generate / reconstruct / "
                    "log_importance_weights)", ", ".join(skipped))
-    self.extractor, self.real = None, None
+    self._evaluate_batch = jax.jit(method.evaluate) if method.evaluate is not None else None
+    self._per_example = self._compile_per_example() if self.per_example else None
+    self._generate = compile_generate(method, self.batch_size, self.mesh) if self.sample_metrics else None
+    self.extractor, self.real, self.extractor_accuracy = None, None, None
     if self.sample_metrics:
-      self.extractor = EXTRACTORS[self.cfg.extractor](self.cfg.extractor_path, config.data)
+      self.extractor, self.extractor_accuracy = EXTRACTORS[self.cfg.extractor](self.cfg.extractor_path, self.cfg,
+                                                                               config.data)
       self.real = metrics_lib.extract(self.extractor, self._real_images(),
-                                      keep_features=bool({"kid", "pr"} & set(self.sample_metrics)))
+                                      keep_features=metrics_lib.keeps(tuple(self.sample_metrics), "pool"))
       self._check_real_count(self.real.count)
 
   def setup(self) -> dict[str, Any]:
     """How the results were computed (metrics.json / eval.json "eval_setup")."""
-    return {"extractor": self.cfg.extractor if self.sample_metrics else EXTRACTOR_NONE,
-            "extractor_path": self.cfg.extractor_path if self.sample_metrics else "",
+    sampled = bool(self.sample_metrics)
+    return {"extractor": self.cfg.extractor if sampled else EXTRACTOR_NONE,
+            "extractor_path": self.cfg.extractor_path if sampled else "",
+            "classifier_features": self.cfg.classifier_features if sampled and self.cfg.extractor == "classifier" else None,
+            "extractor_accuracy": self.extractor_accuracy if sampled else None,
             "num_real": self.real.count if self.real else None,
-            "num_generated": self.cfg.num_samples if self.sample_metrics else None,
-            "nll_samples": self.cfg.nll_samples if self.log_weights else None}
+            "num_generated": self.cfg.num_samples if sampled else None,
+            "nll_samples": self.cfg.nll_samples if "nll" in self.metrics else None}
 
   def __call__(self, state) -> dict[str, float]:
     state = parallel.replicate(state, self.mesh)
@@ -243,8 +269,18 @@ class Evaluator:
     if self._per_example:
       results.update(self._per_example_metrics(state))
     if self.sample_metrics:
-      results.update(self._sample_metrics(state))
+      rng = streams.key(self.config.seed, "eval_samples")
+      results.update(self.score(generated_batches(self._generate, state, rng, self.cfg.num_samples)))
     return results
+
+  def score(self, image_batches) -> dict[str, float]:
+    """The sample metrics of image batches ([B, H, W, C] in [-1, 1]) against the real ones."""
+    if self.real is None:
+      raise EvaluationError("no sample metrics to compute: set eval.extractor and a sample metric in eval.metrics")
+    names = tuple(self.sample_metrics)
+    fake = metrics_lib.extract(self.extractor, image_batches, keep_features=metrics_lib.keeps(names, "pool"),
+                               keep_logits=metrics_lib.keeps(names, "logits"))
+    return metrics_lib.metrics_from_features(self.real, fake, names, seed=self.config.seed)
 
   def _real_images(self) -> Iterator[np.ndarray]:
     """The eval split's first num_samples images, in batches."""
@@ -257,33 +293,29 @@ class Evaluator:
       yield images
 
   def _check_real_count(self, count: int) -> None:
-    for m in self.sample_metrics:
-      if count < MIN_REAL.get(m, 0):
+    for name, metric in self.sample_metrics.items():
+      if count < metric.least("real"):
         raise EvaluationError(
-            f"eval.metrics: {m!r} needs at least {MIN_REAL[m]} real images, but the eval split "
+            f"eval.metrics: {name!r} needs at least {metric.least('real')} real images, but the eval split "
             f"{self.config.data.eval_split!r} of {self.config.data.name} has {count}: use a larger "
-            f"data.eval_split or leave {m!r} out")
+            f"data.eval_split or leave {name!r} out")
     if count < self.cfg.num_samples:
       logging.info("eval: %d real images (all of split %r) vs %d generated", count,
                    self.config.data.eval_split, self.cfg.num_samples)
 
   def _compile_per_example(self):
-    """jit(state, images, rng) -> {recon_mse, nll, neg_elbo: [B]}, batch sharded, results replicated."""
-    method, config, k = self.method, self.config, self.cfg.nll_samples
+    """jit(state, images, rng) -> {result: [B]} of the per-example metrics, batch sharded, results replicated."""
+    method, k = self.method, self.cfg.nll_samples
 
     def per_example(state, images, rng):
       out = {}
-      if self.recon:
-        error = jnp.square(method.reconstruct(state, images) - images)
-        out["recon_mse"] = jnp.mean(error.reshape(error.shape[0], -1), axis=-1)
-      if self.log_weights:
-        log_w = self.log_weights(state, images, rng, k, config)
-        out["nll"], out["neg_elbo"] = -likelihood.iwae_bound(log_w), -likelihood.elbo(log_w)
+      for metric in self.per_example.values():
+        out.update(metric.compute(method, state, images, rng, k))
       return out
     return jax.jit(per_example, out_shardings=parallel.replicated(self.mesh))
 
   def _per_example_metrics(self, state) -> dict[str, float]:
-    rng = jax.random.PRNGKey(self.config.seed + _NLL_SEED)
+    rng = streams.key(self.config.seed, "eval_nll")
     sums, count = {}, 0
     for i, images in enumerate(self._real_images()):
       n = len(images)
@@ -294,19 +326,8 @@ class Evaluator:
       count += n
     return {key: total / count for key, total in sums.items()}
 
-  def _sample_metrics(self, state) -> dict[str, float]:
-    rng = jax.random.PRNGKey(self.config.seed + _FAKE_SEED)
-    fake = metrics_lib.extract(
-        self.extractor, generated_batches(self._generate, state, rng, self.cfg.num_samples),
-        keep_features=self.real.pool is not None, keep_logits="is" in self.sample_metrics)
-    return metrics_lib.metrics_from_features(
-        self.real, fake, self.sample_metrics, is_splits=IS_SPLITS, pr_k=PR_K, seed=self.config.seed,
-        kid_subset_size=min(KID_SUBSET_SIZE, self.real.count, fake.count))
 
-
-# ---------------------------------------------------------------------------------------------------
-# The best checkpoint.
-
+# --- The best checkpoint ----------------------------------------------------------------------------------
 
 def higher_is_better(eval_config) -> bool:
   if eval_config.best_mode != "auto":

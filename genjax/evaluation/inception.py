@@ -4,8 +4,10 @@ Structure (pytorch-fid's `fid_inception_v3`): torchvision's Inception-v3 without
 1008 classes, and the FID patches: the average pools of the A, C and E_1 blocks leave padding out of
 the average (TensorFlow's behaviour), and the pool branch of the last block (Mixed_7c, E_2) is a max
 pool. Every conv has no bias and is followed by BatchNorm (eps 1e-3, running statistics) and a ReLU.
-Outputs: "pool", the 2048-d global average pool (FID, KID, precision/recall), and "logits", the
-1008-way fully connected layer on it (Inception Score).
+Outputs: "pool", the 2048-d global average pool (FID, KID, precision/recall), "logits", the 1008-way
+fully connected layer on it, and "logits_unbiased", the same without its bias (pool3·Wᵀ): the logits
+of the Inception Score as OpenAI's original code and torch-fidelity compute it, so that genjax's IS can be
+set beside the papers'.
 
 Input: NHWC images in [-1, 1] (the project's convention; pytorch-fid maps its [0, 1] inputs to
 [-1, 1] the same way), 1 channel (repeated to 3) or 3, any size: they are resized to 299×299 by
@@ -175,7 +177,8 @@ class InceptionE(nn.Module):
 
 
 class InceptionV3(nn.Module):
-  """FID Inception-v3: images [N, H, W, 1 or 3] in [-1, 1] -> {"pool": [N, 2048], "logits": [N, 1008]}.
+  """FID Inception-v3: images [N, H, W, 1 or 3] in [-1, 1] -> {"pool": [N, 2048], "logits": [N, 1008],
+  "logits_unbiased": [N, 1008]}.
 
   Inference only (BatchNorm uses its running statistics, dropout is off). `resize_input=False` feeds
   the images at their own size (at least 75×75).
@@ -211,8 +214,11 @@ class InceptionV3(nn.Module):
     x = InceptionE(max_pool=False, **p, name="Mixed_7b")(x)
     x = InceptionE(max_pool=True, **p, name="Mixed_7c")(x)
     pool = jnp.mean(x, axis=(1, 2))
-    logits = nn.Dense(NUM_CLASSES, precision=self.precision, name="fc")(pool)
-    return {"pool": pool, "logits": logits}
+    fc = nn.Dense(NUM_CLASSES, precision=self.precision, name="fc")
+    logits = fc(pool)
+    # OpenAI's Inception Score code and torch-fidelity score pool3·Wᵀ, without the layer's bias.
+    unbiased = jnp.matmul(pool, fc.variables["params"]["kernel"], precision=self.precision)
+    return {"pool": pool, "logits": logits, "logits_unbiased": unbiased}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -297,13 +303,14 @@ def load_inception_params(path: str) -> dict[str, Any]:
 
 
 def inception_extractor(weights, *, resize_input: bool = True) -> Extractor:
-  """An `Extractor` ({"pool", "logits"}) running FID Inception with `weights` (an .npz path or variables)."""
+  """An `Extractor` running FID Inception with `weights` (an .npz path or variables): its pool features,
+  and its unbiased logits for the Inception Score (as OpenAI's code and torch-fidelity)."""
   variables = load_inception_params(weights) if isinstance(weights, (str, os.PathLike)) else weights
   apply = jax.jit(InceptionV3(resize_input=resize_input).apply)
 
   def fn(images):
     out = apply(variables, images)
-    return out["pool"], out["logits"]
+    return out["pool"], out["logits_unbiased"]
   return Extractor(fn, jit=False)
 
 

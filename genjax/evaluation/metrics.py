@@ -12,10 +12,15 @@ Conventions (REFERENCES.md "Evaluation conventions"):
   P/R = Kynkäänniemi et al. 2019: r_i = distance from real i to its k-th (k = 3) nearest other real,
         likewise for fakes; precision = fraction of fakes inside some real ball,
         recall = fraction of reals inside some fake ball.
+  Classes: the histogram of a classifier's predicted classes over the generated images — how many
+        classes get at least a tenth of their uniform share (classes_covered), its entropy in nats
+        (log K when uniform) and the largest class's share: mode dropping shows here first.
 
 The float64 statistics run in JAX under a scoped `jax.enable_x64`, so they are float64 whatever the
 caller's x64 setting; on a TPU (no float64 `eigh`) they run on the host CPU. Precision/recall distances
-are float32 on the default device, at full matmul precision, row-batched so memory stays bounded.
+are float32 on the default device, at full matmul precision, row-batched so memory stays bounded, and
+computed from the features as given (no centring: distances that are equal in exact arithmetic, as for
+integer or ReLU features with ties, stay equal, and the `≤` of a ball's edge agrees with the references).
 
 `compute_metrics(extractor, real_batches, fake_batches)` streams image batches through an `Extractor`
 (`{"pool": [N, D], "logits": [N, K]}` per batch) and returns {"fid", "is", "is_std", "kid", "kid_std",
@@ -35,7 +40,6 @@ from jax import lax
 
 from genjax.errors import GenjaxError
 
-METRICS = ("fid", "is", "kid", "pr")
 _HIGHEST = lax.Precision.HIGHEST
 
 
@@ -270,14 +274,31 @@ def precision_recall(real_features, fake_features, *, k: int = 3,
   if k < 1 or min(len(real), len(fake)) <= k:
     raise EvaluationError(f"precision/recall with k={k} needs more than {k} real and fake samples "
                           f"(real {len(real)}, fake {len(fake)})")
-  centre = real.mean(0, dtype=np.float64)  # Centring shrinks the norms that float32 distances subtract.
-  real = jnp.asarray(real - centre, jnp.float32)
-  fake = jnp.asarray(fake - centre, jnp.float32)
+  real, fake = jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32)
   real_radii = _by_rows(_kth_neighbour, real, batch_size, real, k)
   fake_radii = _by_rows(_kth_neighbour, fake, batch_size, fake, k)
   precision = _by_rows(_inside_any, fake, batch_size, real, jnp.asarray(real_radii)).mean()
   recall = _by_rows(_inside_any, real, batch_size, fake, jnp.asarray(fake_radii)).mean()
   return float(precision), float(recall)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The class histogram of generated images.
+
+CLASS_RESULTS = ("classes_covered", "class_entropy", "class_max_fraction")
+COVERED_SHARE = 0.1  # a class is covered when it gets at least this fraction of its uniform share
+
+
+def class_histogram(logits) -> dict[str, float]:
+  """Of a classifier's logits [N, K] on generated images: classes_covered (classes predicted for at least
+  COVERED_SHARE / K of the images), class_entropy (nats; log K when uniform) and class_max_fraction."""
+  logits = _features(logits, "logits")
+  k = logits.shape[1]
+  fractions = np.bincount(np.argmax(logits, axis=1), minlength=k) / len(logits)
+  nonzero = fractions[fractions > 0]
+  return {"classes_covered": float(np.sum(fractions >= COVERED_SHARE / k)),
+          "class_entropy": float(-np.sum(nonzero * np.log(nonzero))),
+          "class_max_fraction": float(fractions.max())}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -319,14 +340,6 @@ class FeatureSet:
     return self.stats.count
 
 
-def _check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
-  metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
-  unknown = [m for m in metrics if m not in METRICS]
-  if unknown:
-    raise EvaluationError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
-  return metrics
-
-
 def extract(extractor: Extractor, batches: Iterable[Any], *, keep_features: bool = False,
             keep_logits: bool = False) -> FeatureSet:
   """Streams image batches (arrays, or dicts with an "image" entry) through `extractor`."""
@@ -339,7 +352,8 @@ def extract(extractor: Extractor, batches: Iterable[Any], *, keep_features: bool
       pools.append(out["pool"].astype(np.float32))
     if keep_logits:
       if out["logits"] is None:
-        raise EvaluationError("the Inception Score needs logits, but the extractor returns none")
+        raise EvaluationError("the Inception Score and the class histogram need logits, but the extractor "
+                              "returns none")
       logits.append(out["logits"].astype(np.float32))
   if not stats.count:
     raise EvaluationError("no images to evaluate: the batch iterator is empty")
@@ -347,20 +361,109 @@ def extract(extractor: Extractor, batches: Iterable[Any], *, keep_features: bool
                     np.concatenate(logits) if keep_logits else None)
 
 
-def metrics_from_features(real: FeatureSet, fake: FeatureSet, metrics: Sequence[str] = METRICS, *,
-                          is_splits: int = 10, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                          pr_k: int = 3, pr_batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
-  """The requested metrics of fake vs real; IS is of the fakes alone."""
-  metrics, out = _check_metrics(metrics), {}
-  if "fid" in metrics:
-    out["fid"] = fid_from_stats(real.stats, fake.stats)
-  if "is" in metrics:
-    out["is"], out["is_std"] = inception_score(fake.logits, is_splits)
-  if "kid" in metrics:
-    out["kid"], out["kid_std"] = kernel_inception_distance(
-        real.pool, fake.pool, num_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
-  if "pr" in metrics:
-    out["precision"], out["recall"] = precision_recall(real.pool, fake.pool, k=pr_k, batch_size=pr_batch_size)
+# ---------------------------------------------------------------------------------------------------
+# The registry: each sample metric as one entry, from which validation, the evaluator and tables derive.
+
+SAMPLES, RECONSTRUCT, LIKELIHOOD = "samples", "reconstruct", "likelihood"  # what a metric needs
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  """One metric a run can ask for (`config.eval.metrics`).
+
+  Attributes:
+    results: the result names it produces.
+    needs: SAMPLES (generated images and a feature extractor), RECONSTRUCT (a method's `reconstruct`) or
+      LIKELIHOOD (a method's `log_importance_weights`).
+    compute: SAMPLES: (real FeatureSet, fake FeatureSet, options) -> results, options being those of
+      `metrics_from_features`; the others (genjax.evaluation.evaluator): (method, state, images, rng,
+      nll_samples) -> {result: [B] per-example values}.
+    keep: what the feature sets must keep besides running statistics: "pool" (the features), "logits".
+    min_real, min_fake: the fewest real / generated images it takes (options fill in splits and k).
+    higher_is_better: its results for which higher is better.
+  """
+  results: tuple[str, ...]
+  needs: str
+  compute: Callable[..., dict[str, Any]]
+  keep: frozenset = frozenset()
+  min_real: Callable[[dict], int] | int = 0
+  min_fake: Callable[[dict], int] | int = 0
+  higher_is_better: frozenset = frozenset()
+
+  def least(self, which: str, options: dict | None = None) -> int:
+    value = self.min_real if which == "real" else self.min_fake
+    return value({**DEFAULT_OPTIONS, **(options or {})}) if callable(value) else value
+
+
+DEFAULT_OPTIONS = {"is_splits": 10, "kid_subsets": 100, "kid_subset_size": 1000, "pr_k": 3, "pr_batch_size": 1000,
+                   "seed": 0}
+
+
+def _fid_metric(real, fake, options):
+  del options
+  return {"fid": fid_from_stats(real.stats, fake.stats)}
+
+
+def _is_metric(real, fake, options):
+  del real
+  score, std = inception_score(fake.logits, options["is_splits"])
+  return {"is": score, "is_std": std}
+
+
+def _kid_metric(real, fake, options):
+  size = min(options["kid_subset_size"], real.count, fake.count)
+  kid, std = kernel_inception_distance(real.pool, fake.pool, num_subsets=options["kid_subsets"], subset_size=size,
+                                       seed=options["seed"])
+  return {"kid": kid, "kid_std": std}
+
+
+def _pr_metric(real, fake, options):
+  precision, recall = precision_recall(real.pool, fake.pool, k=options["pr_k"], batch_size=options["pr_batch_size"])
+  return {"precision": precision, "recall": recall}
+
+
+def _classes_metric(real, fake, options):
+  del real, options
+  return class_histogram(fake.logits)
+
+
+SAMPLE_METRICS = {
+    "fid": Metric(("fid",), SAMPLES, _fid_metric, min_real=2, min_fake=2),
+    "is": Metric(("is", "is_std"), SAMPLES, _is_metric, keep=frozenset({"logits"}),
+                 min_fake=lambda o: o["is_splits"], higher_is_better=frozenset({"is"})),
+    "kid": Metric(("kid", "kid_std"), SAMPLES, _kid_metric, keep=frozenset({"pool"}), min_real=2, min_fake=2),
+    "pr": Metric(("precision", "recall"), SAMPLES, _pr_metric, keep=frozenset({"pool"}),
+                 min_real=lambda o: o["pr_k"] + 1, min_fake=lambda o: o["pr_k"] + 1,
+                 higher_is_better=frozenset({"precision", "recall"})),
+    "classes": Metric(CLASS_RESULTS, SAMPLES, _classes_metric, keep=frozenset({"logits"}), min_fake=1,
+                      higher_is_better=frozenset({"classes_covered", "class_entropy"})),
+}
+METRICS = tuple(SAMPLE_METRICS)
+
+
+def _check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+  metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+  unknown = [m for m in metrics if m not in SAMPLE_METRICS]
+  if unknown:
+    raise EvaluationError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+  return metrics
+
+
+def keeps(metrics: Sequence[str], what: str) -> bool:
+  """Whether any of `metrics` needs the feature sets to keep `what` ("pool" or "logits")."""
+  return any(what in SAMPLE_METRICS[m].keep for m in metrics)
+
+
+def metrics_from_features(real: FeatureSet, fake: FeatureSet, metrics: Sequence[str] = METRICS,
+                          **options) -> dict[str, float]:
+  """The requested metrics of fake vs real (IS and the class histogram are of the fakes alone); options:
+  is_splits, kid_subsets, kid_subset_size (capped at the counts), pr_k, pr_batch_size, seed."""
+  unknown = set(options) - set(DEFAULT_OPTIONS)
+  if unknown:
+    raise TypeError(f"unknown options {sorted(unknown)}")
+  options, out = {**DEFAULT_OPTIONS, **options}, {}
+  for name in _check_metrics(metrics):
+    out.update(SAMPLE_METRICS[name].compute(real, fake, options))
   return out
 
 
@@ -368,11 +471,10 @@ def compute_metrics(extractor: Extractor, real_batches: Iterable[Any], fake_batc
                     metrics: Sequence[str] = METRICS, **options) -> dict[str, float]:
   """Streams both sets through `extractor` and returns the requested metrics.
 
-  FID only keeps running statistics; KID and precision/recall keep the [N, D] features (float32) and
-  IS the fakes' logits. `options` are those of `metrics_from_features`.
+  FID only keeps running statistics; KID and precision/recall keep the [N, D] features (float32), IS
+  and the class histogram the fakes' logits. `options` are those of `metrics_from_features`.
   """
   metrics = _check_metrics(metrics)
-  keep = bool({"kid", "pr"} & set(metrics))
-  real = extract(extractor, real_batches, keep_features=keep)
-  fake = extract(extractor, fake_batches, keep_features=keep, keep_logits="is" in metrics)
+  real = extract(extractor, real_batches, keep_features=keeps(metrics, "pool"))
+  fake = extract(extractor, fake_batches, keep_features=keeps(metrics, "pool"), keep_logits=keeps(metrics, "logits"))
   return metrics_from_features(real, fake, metrics, **options)
