@@ -4,21 +4,21 @@
   --mode=eval [--checkpoint=best]        evaluate DIR's latest (or best) checkpoint -> DIR/eval.json
   --mode=sample --num_samples=N          N samples of that checkpoint -> DIR/samples_<checkpoint>_<step>.png/.npz
 
-Kept short on purpose (as flax/examples do): all the work is in genjax.train, importable from your code.
+Kept short on purpose (as flax/examples do): all the work is in genjax.train and genjax.modes, importable
+from your code. Library logs are hidden unless --verbosity is given (e.g. --verbosity=0 for INFO).
 """
 
 import json
+import os
 import sys
 
-import jax
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
-from genjax import train
-from genjax.cli import config_value, parse_flags, user_errors
+from genjax.cli import config_value, parse_flags, user_errors  # light: a bad flag is answered at once
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Method config file, e.g. configs/vaegan.py:cifar10.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Method config: configs/<method>.py[:preset] or "
+                                          "<method>[:preset], e.g. vaegan:cifar10.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events and results.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "Train, evaluate or sample a checkpoint.")
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "latest", ["latest", "best"],
@@ -26,24 +26,30 @@ _CHECKPOINT = flags.DEFINE_enum("checkpoint", "latest", ["latest", "best"],
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "--mode=sample: how many images.", lower_bound=1)
 _MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() (multi-host TPU pods).")
 flags.mark_flags_as_required(["config", "workdir"])
+CACHE = os.path.join(os.path.expanduser("~"), ".cache", "genjax", "xla")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  if _MULTIHOST.value:
-    jax.distributed.initialize()
-  logging.get_absl_handler().addFilter(lambda record: "/orbax/" not in record.pathname)  # chatty at INFO
-  logging.info("JAX devices: %s", jax.devices())
+  from genjax import progress  # pylint: disable=import-outside-toplevel
+  progress.quiet_libraries(verbose=flags.FLAGS["verbosity"].present)
   config = config_value(_CONFIG, sys.argv)
-  workdir = _WORKDIR.value
   with user_errors():
+    import jax  # pylint: disable=import-outside-toplevel
+    # A re-run or resume of the same config compiles nothing again (JAX_COMPILATION_CACHE_DIR to move it).
+    jax.config.update("jax_compilation_cache_dir", os.environ.get("JAX_COMPILATION_CACHE_DIR", CACHE))
+    if _MULTIHOST.value:
+      jax.distributed.initialize()
+    from genjax import validation  # pylint: disable=import-outside-toplevel
+    validation.validate(config)  # before the data pipeline and the writers load TensorFlow: errors come fast
+    from genjax import modes, train  # pylint: disable=import-outside-toplevel
     if _MODE.value == "train":
-      train.train_and_evaluate(config, workdir)
+      train.train_and_evaluate(config, _WORKDIR.value)
     elif _MODE.value == "eval":
-      print(json.dumps(train.evaluate_checkpoint(config, workdir, _CHECKPOINT.value)["eval"], indent=2))
+      print(json.dumps(modes.evaluate_checkpoint(config, _WORKDIR.value, _CHECKPOINT.value)["eval"], indent=2))
     else:
-      paths = train.sample_checkpoint(config, workdir, _NUM_SAMPLES.value, _CHECKPOINT.value)
+      paths = modes.sample_checkpoint(config, _WORKDIR.value, _NUM_SAMPLES.value, _CHECKPOINT.value)
       print(f"wrote {paths['png']} and {paths['npz']}")
 
 

@@ -104,6 +104,48 @@ def test_bad_workdirs_are_refused(trained_vae, trained_classifier, tmp_path):
     _assert_refused(args, workdir, needle, vae_run, trained_classifier)
 
 
+def test_help_answers_without_loading_jax_and_lists_methods_presets_and_overrides():
+  result = subprocess.run([sys.executable, "-X", "importtime", "-m", "genjax.main", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "vaegan       presets '', 'fashion', 'mnist'" in result.stdout
+  assert "--config.<key>=<value>" in result.stdout and "--workdir" in result.stdout
+  imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+  assert not {"jax", "tensorflow", "flax"} & imported, "--help imports heavy libraries"
+
+
+def test_a_misspelt_config_path_names_the_nearest_config(tmp_path):
+  _assert_refused(["--config=configs/vaegn.py"], tmp_path / "run", "did you mean configs/vaegan.py?")
+  assert not (tmp_path / "run").exists()
+
+
+def test_rerunning_a_finished_run_changes_nothing_and_says_so(trained_vae):
+  workdir, data_dir = trained_vae
+  before = _snapshot(workdir)
+  result = _run(["--config=vae", *TINY, f"--config.data.data_dir={data_dir}"], workdir)  # by method name
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "already trained to step 1 and evaluated: nothing to do" in result.stderr
+  assert _snapshot(workdir) == before
+
+
+def test_an_unprepared_dataset_leaves_no_workdir_behind(tmp_path):
+  result = _run(["--config=configs/vae.py", *TINY, "--config.data.name=mnist",
+                 f"--config.data.data_dir={tmp_path / 'empty_tfds'}"], tmp_path / "run")
+  assert result.returncode == 2 and "is not prepared" in result.stderr.strip().splitlines()[-1]
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_second_ctrl_c_is_one_line_and_exit_130(capsys):
+  from genjax import cli
+  from genjax.interrupt import Interrupted
+  with pytest.raises(SystemExit) as exit_info:
+    with cli.user_errors():
+      raise Interrupted
+  assert exit_info.value.code == 130
+  assert capsys.readouterr().err.strip().splitlines() == [
+      "genjax: stopped without saving; the checkpoints already written are kept"]
+
+
 @pytest.mark.parametrize("bug", [AttributeError("no attribute 'foo'"), KeyError("foo"), OSError("disk full")])
 def test_a_bug_during_the_run_keeps_its_traceback(bug):
   """Only config_flags' errors are reported as config mistakes: the same exception types raised while

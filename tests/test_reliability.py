@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from genjax import train
+from genjax.interrupt import Interrupted
 from genjax.methods import vae
 from tests.helpers import ROOT, assert_trees_close, load_config
 
@@ -78,12 +79,39 @@ def test_sigterm_or_ctrl_c_finish_the_step_checkpoint_and_return(signum, digits_
   assert signal.getsignal(signum) == handler_before  # handlers given back
 
 
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_saved_checkpoint(digits_dir, tmp_path, monkeypatch, capsys):
+  """Ctrl-C says at once what happens next; a second one ends the run without saving, and the checkpoint
+  already written resumes."""
+  compile_step = train.compile_train_step
+
+  def step_that_gets_two_ctrl_c(method, config, mesh, state):
+    step = compile_step(method, config, mesh, state)
+    def interrupted(state, batch):
+      if int(state.step) == 2:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the first is handled: it only asks the loop to stop after this step
+        assert "SIGINT: finishing step 3 and saving a checkpoint; press Ctrl-C again" in capsys.readouterr().err
+        os.kill(os.getpid(), signal.SIGINT)
+      return step(state, batch)
+    return interrupted
+
+  monkeypatch.setattr(train, "compile_train_step", step_that_gets_two_ctrl_c)
+  config = _config(digits_dir, num_steps=50, checkpoint_every=2, log_every=100)
+  with pytest.raises(Interrupted):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2"] and not (tmp_path / "metrics.json").exists()
+  monkeypatch.setattr(train, "compile_train_step", compile_step)
+  resumed = train.train_and_evaluate(_config(digits_dir, num_steps=4, checkpoint_every=2, log_every=100),
+                                     str(tmp_path))
+  assert int(resumed.step) == 4
+
+
 def test_skip_option_drops_a_non_finite_update_and_counts_it(digits_dir):
   config = _config(digits_dir, on_nonfinite="skip")
   batch = {"image": jax.random.uniform(jax.random.PRNGKey(0), (8, 16, 16, 1), minval=-1, maxval=1),
            "label": jnp.zeros((8,), jnp.int32)}
   state = vae.init_state(config, jax.random.PRNGKey(0), batch)
-  step = jax.jit(train.skip_nonfinite(vae.make_train_step(config)))
+  step = jax.jit(train.skip_nonfinite(vae.METHOD.make_train_step(config)))
   poisoned = {**batch, "image": batch["image"].at[0, 0, 0, 0].set(jnp.nan)}
   after_nan, bad = step(state, poisoned)
   assert int(after_nan.step) == 1 and float(bad[train.SKIPPED]) == 1.0
@@ -93,7 +121,7 @@ def test_skip_option_drops_a_non_finite_update_and_counts_it(digits_dir):
   assert float(good[train.SKIPPED]) == 0.0
   assert not np.allclose(after_good.params["decoder"]["Dense_0"]["kernel"], state.params["decoder"]["Dense_0"]["kernel"])
   # The logged averages leave the skipped step out instead of stopping the run on its NaN.
-  summary = train._checked_summary(train._accumulate(train._accumulate(None, bad), good), step=2)
+  summary = train.checked_summary(train.accumulate(train.accumulate(None, bad), good), step=2)
   assert summary[train.SKIPPED] == 0.5 and summary["loss"] == pytest.approx(float(good["loss"]))
 
 
@@ -104,7 +132,7 @@ def test_same_seed_same_parameters_other_seed_other_parameters(digits_dir):
   def two_steps(seed):
     config = _config(digits_dir)
     state = vae.init_state(config, jax.random.PRNGKey(seed), batch)
-    step = jax.jit(vae.make_train_step(config))
+    step = jax.jit(vae.METHOD.make_train_step(config))
     for _ in range(2):
       state, _ = step(state, batch)
     return state

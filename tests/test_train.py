@@ -110,21 +110,19 @@ def test_bfloat16_compute_keeps_float32_params_and_finite_losses():
 
 
 def test_non_finite_metrics_stop_the_run_naming_term_network_and_step():
-  pending = train._accumulate(None, {"kl": jnp.asarray(1.0), "grad_norm/decoder": jnp.asarray(2.0)})
-  pending = train._accumulate(pending, {"kl": jnp.asarray(1.0), "grad_norm/decoder": jnp.asarray(np.nan)})
+  pending = train.accumulate(None, {"kl": jnp.asarray(1.0), "grad_norm/decoder": jnp.asarray(2.0)})
+  pending = train.accumulate(pending, {"kl": jnp.asarray(1.0), "grad_norm/decoder": jnp.asarray(np.nan)})
   with pytest.raises(NonFiniteError, match=r"grad_norm/decoder = nan in the gradient of network 'decoder' by step 7"):
-    train._checked_summary(pending, 7)
-  assert train._checked_summary(train._accumulate(None, {"kl": jnp.asarray(3.0)}), 7) == {"kl": 3.0}
+    train.checked_summary(pending, 7)
+  assert train.checked_summary(train.accumulate(None, {"kl": jnp.asarray(3.0)}), 7) == {"kl": 3.0}
 
 
 def test_optional_hooks_evaluate_and_sample_grids_reach_metrics_and_pngs(digits_dir, tmp_path, monkeypatch):
   """A method's `evaluate` is averaged over the whole eval split; its `sample_grids` become PNGs."""
-  import types
-  vae = get_method("vae")
-  hooked = types.SimpleNamespace(
-      validate=vae.validate, init_state=vae.init_state, make_train_step=vae.make_train_step,
-      evaluate=lambda state, batch: {"mean_label": jnp.mean(batch["label"].astype(jnp.float32))},
-      sample_grids=lambda state, rng: {"pairs": jnp.zeros((2, 3, 16, 16, 1))})
+  import dataclasses
+  hooked = dataclasses.replace(
+      get_method("vae"), evaluate=lambda state, batch: {"mean_label": jnp.mean(batch["label"].astype(jnp.float32))},
+      sample_grids=lambda state, rng: {"pairs": jnp.zeros((2, 3, 16, 16, 1))}, generate=None)
   monkeypatch.setattr(train.methods, "get_method", lambda name: hooked)
   config = _digits_config("vae", digits_dir)
   train.train_and_evaluate(config, str(tmp_path))
