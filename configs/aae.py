@@ -1,6 +1,7 @@
 """Adversarial autoencoder (Makhzani et al. 2016): the baseline of the learned-prior AAE.
 
   python -m genjax.main --config=configs/aae.py --workdir=runs/aae                    # offline digits, CPU minutes
+  python -m genjax.main --config=configs/aae.py:fashion --workdir=runs/aae_fashion    # Fashion-MNIST, one core
   python -m genjax.main --config=configs/aae.py:mnist --workdir=runs/aae_mnist
   python -m genjax.main --config=configs/aae.py:cifar10 --workdir=runs/aae_cifar10
 

@@ -1,6 +1,7 @@
 """Adversarial autoencoder with a learned prior (Wang, Peng, Ko 2020).
 
   python -m genjax.main --config=configs/aae_prior.py --workdir=runs/aae_prior         # offline digits, CPU minutes
+  python -m genjax.main --config=configs/aae_prior.py:fashion --workdir=runs/aae_prior_fashion   # one core
   python -m genjax.main --config=configs/aae_prior.py:supervised_digits --workdir=runs/aae_prior_sup_digits
   python -m genjax.main --config=configs/aae_prior.py:unsupervised_digits --workdir=runs/aae_prior_unsup_digits
   python -m genjax.main --config=configs/aae_prior.py:mnist --workdir=runs/aae_prior_mnist
@@ -33,7 +34,7 @@ code size.
 
 import ml_collections
 
-from genjax import config_lib, optim
+from genjax import config_lib
 
 SLOTS = ("encoder", "decoder", "code_generator", "image_discriminator", "code_discriminator")
 
@@ -66,8 +67,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       info_weight=1.0,               # λ of InfoGAN's L_I for label/categorical conditions (InfoGAN: 1)
       q_on_real=False,               # label condition: Q also classifies real images (AC-GAN; not in the paper)
   ))
-  for slot in SLOTS:
-    config.optim[slot] = optim.optimizer_config("adam", lr=2e-4, b1=0.5)
+  config_lib.set_optimizers(config, SLOTS, "adam", lr=2e-4, b1=0.5)
   return config_lib.select_preset(arg, config, PRESETS)
 
 

@@ -1,6 +1,7 @@
 """DCGAN (Radford, Metz, Chintala 2016): the all-convolutional BN GAN baseline.
 
   python -m genjax.main --config=configs/dcgan.py --workdir=runs/dcgan                    # offline digits, CPU minutes
+  python -m genjax.main --config=configs/dcgan.py:fashion --workdir=runs/dcgan_fashion    # Fashion-MNIST, one core
   python -m genjax.main --config=configs/dcgan.py:cifar10 --workdir=runs/dcgan_cifar10
   python -m genjax.main --config=configs/dcgan.py:celeba64 --workdir=runs/dcgan_celeba64
 
@@ -11,7 +12,7 @@ discriminator mirrored, LeakyReLU 0.2, no BN on its first conv. 5×5 kernels as 
 
 import ml_collections
 
-from genjax import config_lib, optim
+from genjax import config_lib
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -25,8 +26,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       kernel_size=5,
       width=1.0,                             # multiplies every channel count above
   ))
-  for slot in ("generator", "discriminator"):
-    config.optim[slot] = optim.optimizer_config("adam", lr=2e-4, b1=0.5)
+  config_lib.set_optimizers(config, ("generator", "discriminator"), "adam", lr=2e-4, b1=0.5)
   return config_lib.select_preset(arg, config, PRESETS)
 
 
@@ -39,8 +39,7 @@ def _fashion(config):  # ≈ 10 minutes on one core: configs/dfm.py:fashion's G 
   config.data.update(name="fashion_mnist", image_size=32)
   config.model.update(generator_channels=(128, 64, 32, 16), generator_output_stride=1,
                       discriminator_channels=(32, 64, 128), discriminator_batch_norm_first=True)
-  for slot in ("generator", "discriminator"):
-    config.optim[slot].lr = 1e-4  # DFM's Adam
+  config_lib.update_optimizers(config, lr=1e-4)  # DFM's Adam
   config.train.update(num_steps=2_000, log_every=100, image_every=500, checkpoint_every=500)
 
 

@@ -1,6 +1,7 @@
 """Denoising feature matching (Warde-Farley & Bengio 2017): a GAN guided by a denoiser of D's features.
 
   python -m genjax.main --config=configs/dfm.py --workdir=runs/dfm                      # offline digits, CPU minutes
+  python -m genjax.main --config=configs/dfm.py:fashion --workdir=runs/dfm_fashion      # Fashion-MNIST, one core
   python -m genjax.main --config=configs/dfm.py:cifar10 --workdir=runs/dfm_cifar10
   python -m genjax.main --config=configs/dfm.py:stl10 --workdir=runs/dfm_stl10
   python -m genjax.main --config=configs/dfm.py:imagenet32 --workdir=runs/dfm_imagenet32
@@ -15,7 +16,7 @@ ImageNet 32×32 9.18. STL-10 trains on its 100k unlabelled images at 48×48 (6×
 
 import ml_collections
 
-from genjax import config_lib, optim
+from genjax import config_lib
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -35,8 +36,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       adv_weight=1.0,        # λ_adv
       noise_std=1.0,         # σ of the denoiser's additive Gaussian corruption
   ))
-  for slot in ("generator", "discriminator", "denoiser"):
-    config.optim[slot] = optim.optimizer_config("adam", lr=1e-4, b1=0.5)
+  config_lib.set_optimizers(config, ("generator", "discriminator", "denoiser"), "adam", lr=1e-4, b1=0.5)
   return config_lib.select_preset(arg, config, PRESETS)
 
 

@@ -4,6 +4,8 @@ Train the classifier first (configs/classifier.py, same dataset and image size),
 
   python -m genjax.main --config=configs/classifier.py --workdir=runs/classifier            # offline digits
   python -m genjax.main --config=configs/discreg.py --workdir=runs/discreg
+  python -m genjax.main --config=configs/classifier.py:fashion --workdir=runs/classifier_fashion
+  python -m genjax.main --config=configs/discreg.py:fashion --workdir=runs/discreg_fashion
   python -m genjax.main --config=configs/discreg.py:svhn --workdir=runs/discreg_svhn
   python -m genjax.main --config=configs/discreg.py:cifar10 --workdir=runs/discreg_cifar10
   python -m genjax.main --config=configs/discreg.py:celeba64 --workdir=runs/discreg_celeba64
@@ -21,7 +23,7 @@ ImageNet VGG-19; offline, every preset here uses the Lamb et al. classifier trai
 
 import ml_collections
 
-from genjax import config_lib, optim
+from genjax import config_lib
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -39,7 +41,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       train_classifier=False,                     # True: train it into classifier_workdir when missing
       layers=("conv2", "conv4", "conv6"),         # classifier BN outputs of the strided convs
   ))
-  config.optim.vae = optim.optimizer_config("adam", lr=2e-3, b1=0.9)   # Blocks' Adam defaults
+  config.optim.vae = config_lib.optimizer_config("adam", lr=2e-3, b1=0.9)   # Blocks' Adam defaults
   return config_lib.select_preset(arg, config, PRESETS)
 
 

@@ -11,7 +11,7 @@ Presets "mnist", "cifar10", "celeba64" are the VAE baseline of Larsen et al. at 
 
 import ml_collections
 
-from genjax import config_lib, optim
+from genjax import config_lib
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -27,7 +27,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       learn_sigma=True,   # one learned pixel log σ shared by all pixels; False keeps log_sigma fixed
       log_sigma=0.0,      # its initial (or fixed) value
   ))
-  config.optim.vae = optim.optimizer_config("adam", lr=1e-3, b1=0.9)
+  config.optim.vae = config_lib.optimizer_config("adam", lr=1e-3, b1=0.9)
   return config_lib.select_preset(arg, config, PRESETS)
 
 

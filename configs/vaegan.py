@@ -12,7 +12,7 @@ The paper presets use the reference code's settings: RMSProp, batch 64, γ = 1e-
 
 import ml_collections
 
-from genjax import config_lib, optim
+from genjax import config_lib
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -33,8 +33,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       equilibrium=0.68, margin=0.35,
   ))
   # Reference code: RMSProp; its lr is 3e-4 in the maintained PyTorch ports, decayed per epoch.
-  for slot in ("encoder", "decoder", "discriminator"):
-    config.optim[slot] = optim.optimizer_config("rmsprop", lr=3e-4, decay=0.9)
+  config_lib.set_optimizers(config, ("encoder", "decoder", "discriminator"), "rmsprop", lr=3e-4, decay=0.9)
   return config_lib.select_preset(arg, config, PRESETS)
 
 
@@ -43,8 +42,7 @@ def _digits(config):  # ≤ 10 minutes on a 2-core CPU
   # Small images, few features: reconstruction needs more weight. Showing reconstructions to the GAN
   # (the paper's equation, on in every preset) is what keeps these tiny networks from collapsing (README).
   config.loss.update(gamma=1e-2)
-  for slot in ("encoder", "decoder", "discriminator"):
-    config.optim[slot].update(name="adam", lr=3e-4, b1=0.5)
+  config_lib.update_optimizers(config, name="adam", lr=3e-4, b1=0.5)
   config.train.update(num_steps=2_000, log_every=100, image_every=500, checkpoint_every=500)
 
 
@@ -52,16 +50,14 @@ def _fashion(config):  # ≤ 15 minutes on one core: configs/vae.py:fashion's ne
   config.data.update(name="fashion_mnist", image_size=32)
   config.model.update(latent_dim=32, width=0.25)
   config.loss.update(gamma=1e-2)  # as the digits preset: these small features need more weight
-  for slot in ("encoder", "decoder", "discriminator"):
-    config.optim[slot].update(name="adam", lr=3e-4, b1=0.5)
+  config_lib.update_optimizers(config, name="adam", lr=3e-4, b1=0.5)
   config.train.update(num_steps=1_500, log_every=100, image_every=500, checkpoint_every=500)
 
 
 def _paper(config, train_examples, **data):
   config.data.update(**data)
-  for slot in ("encoder", "decoder", "discriminator"):   # ×0.75 per epoch, as the PyTorch ports
-    config.optim[slot].update(schedule="exponential", decay_steps=train_examples // config.batch_size,
-                              decay_rate=0.75, end_lr=1e-5)
+  config_lib.update_optimizers(config, schedule="exponential", decay_steps=train_examples // config.batch_size,
+                               decay_rate=0.75, end_lr=1e-5)  # ×0.75 per epoch, as the PyTorch ports
   config.train.update(num_steps=100_000, log_every=200, image_every=2_000, checkpoint_every=5_000)
 
 

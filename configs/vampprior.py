@@ -1,6 +1,7 @@
 """VAE with a VampPrior (Tomczak & Welling 2018), the learned-prior baseline of Wang et al. 2020.
 
   python -m genjax.main --config=configs/vampprior.py --workdir=runs/vampprior           # offline digits, CPU minutes
+  python -m genjax.main --config=configs/vampprior.py:fashion --workdir=runs/vampprior_fashion   # one core
   python -m genjax.main --config=configs/vampprior.py:mnist --workdir=runs/vampprior_mnist
   python -m genjax.main --config=configs/vampprior.py:cifar10 --workdir=runs/vampprior_cifar10
 
@@ -12,7 +13,7 @@ latent 40 on MNIST (T&W) and 64 on CIFAR-10 (Wang et al.'s Table 1 code size).
 
 import ml_collections
 
-from genjax import config_lib, optim
+from genjax import config_lib
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -32,7 +33,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
       learn_sigma=True,   # one learned pixel log σ shared by all pixels; False keeps log_sigma fixed
       log_sigma=0.0,      # its initial (or fixed) value
   ))
-  config.optim.vae = optim.optimizer_config("adam", lr=5e-4, b1=0.9)  # T&W: Adam, lr 5e-4
+  config.optim.vae = config_lib.optimizer_config("adam", lr=5e-4, b1=0.9)  # T&W: Adam, lr 5e-4
   return config_lib.select_preset(arg, config, PRESETS)
 
 

@@ -4,18 +4,21 @@ A config file in configs/ builds on `base_config`, adds its method's `model`, `l
 and its presets, and returns a locked ConfigDict so a mistyped key is an error, not a silent default.
 """
 
+import difflib
 import importlib.util
 import math
 import os
 from typing import Callable
 
-import jax
 import ml_collections
 
 from genjax.errors import ConfigError
-from genjax.optim import OPTIMIZERS
 
 DTYPES = ("float32", "bfloat16")
+# The configs that come with genjax: configs/ beside the package (installed as genjax/configs in a wheel).
+CONFIGS = next((d for d in (os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs"),
+                            os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs"))
+                if os.path.isdir(d)), "configs")
 
 
 def base_config(method: str) -> ml_collections.ConfigDict:
@@ -44,9 +47,10 @@ def base_config(method: str) -> ml_collections.ConfigDict:
                               # checkpoint) or "skip" (drop that update, count it in `nonfinite_skipped`)
   ))
   config.eval = ml_collections.ConfigDict(dict(  # genjax.evaluation.evaluator documents every key
-      metrics=("fid", "kid"),  # and "is", "pr", "recon", "nll"; what a method cannot do is skipped
+      metrics=("fid", "kid"),  # and "is", "pr", "classes", "recon", "nll"; what a method cannot do is skipped
       extractor="none",       # "classifier" | "inception" | "none": no fid/is/kid/pr
       extractor_path="",      # classifier: its workdir, e.g. runs/classifier; inception: inception_fid.npz
+      classifier_features="embedding",  # classifier: "embedding" (last hidden layer) or "logits" (TF-GAN)
       num_samples=2_000,      # generated images; real: the eval split's first num_samples (or all of it)
       batch_size=0,           # 0: batch_size
       nll_samples=100,        # K of the importance-sampled NLL (IWAE bound, Burda et al. 2016)
@@ -57,15 +61,58 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   return config
 
 
+def config_names() -> list[str]:
+  """The methods of the configs that come with genjax."""
+  return sorted(f[:-3] for f in os.listdir(CONFIGS) if f.endswith(".py")) if os.path.isdir(CONFIGS) else []
+
+
+def config_file(spec: str) -> str:
+  """The file of `path/to/config.py` or of a method's name (`vaegan`: genjax's own configs/vaegan.py);
+  a path that is not there is also looked for in genjax's configs/ (so configs/vaegan.py works from any
+  directory). ConfigError naming the nearest config when there is none."""
+  path = spec if spec.endswith(".py") else os.path.join("configs", f"{spec}.py")
+  if os.path.isfile(path):
+    return path
+  shipped = os.path.join(CONFIGS, os.path.basename(path))
+  if os.path.isfile(shipped) and os.path.dirname(os.path.normpath(path)) in ("", "configs"):
+    return shipped
+  known = config_names()
+  nearest = difflib.get_close_matches(os.path.basename(path)[:-3], known, n=1)
+  hint = f" (did you mean configs/{nearest[0]}.py?)" if nearest else ""
+  raise ConfigError(f"cannot read the config file {spec!r}{hint}: pass configs/<method>.py[:preset] or a method "
+                    f"name ({', '.join(known)})")
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
-  """`path/to/config.py[:preset]` → its ConfigDict, as `--config=` would give it (for your own scripts)."""
-  path, _, preset = spec.partition(":")
-  if not os.path.isfile(path):
-    raise ConfigError(f"cannot read the config file {path!r}: pass configs/<method>.py[:preset]")
+  """`path/to/config.py[:preset]` or `<method>[:preset]` → its ConfigDict, as `--config=` would give it."""
+  name, _, preset = spec.partition(":")
+  return load_module(name).get_config(preset)
+
+
+def load_module(name: str):
+  """The module of a config file (`path/to/config.py` or a method's name): a config built on another's
+  pieces loads it this way (configs/ is not a package)."""
+  path = config_file(name)
   module_spec = importlib.util.spec_from_file_location(f"genjax_config_{os.path.basename(path)[:-3]}", path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  return module.get_config(preset)
+  return module
+
+
+def optimizer_config(name: str = "adam", lr: float = 2e-4, **overrides) -> ml_collections.ConfigDict:
+  """The fields every slot has; methods set what their paper says."""
+  cfg = ml_collections.ConfigDict(dict(
+      name=name, lr=lr,
+      b1=0.5, b2=0.999, eps=1e-8,          # adam
+      decay=0.9,                           # rmsprop's moving-average decay
+      momentum=0.0,                        # sgd / rmsprop
+      schedule="constant",                 # "constant" | "exponential" | "step_halving"
+      decay_steps=10_000, decay_rate=0.5,  # exponential: lr·rate^(step/decay_steps)
+      end_lr=0.0,                          # floor of the decaying schedules
+      grad_clip=0.0,                       # global-norm clipping; 0 = off
+  ))
+  cfg.update(overrides)
+  return cfg
 
 
 def select_preset(arg: str, config: ml_collections.ConfigDict,
@@ -79,46 +126,16 @@ def select_preset(arg: str, config: ml_collections.ConfigDict,
   return config
 
 
-def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
-  """Raises ConfigError naming the first invalid value."""
-  from genjax import data, methods  # here, not at the top: methods import config_lib
-  from genjax.evaluation import evaluator
-  method = methods.get_method(config.method)
-  image_shape = data.image_shape(config.data)
-  num_devices = num_devices or jax.device_count()
-  _check(config.batch_size > 0, f"batch_size must be positive, got {config.batch_size}")
-  _check(config.batch_size % num_devices == 0,
-         f"batch_size {config.batch_size} is not divisible by the {num_devices} devices; "
-         f"use a multiple of {num_devices}")
-  _check(config.dtype in DTYPES, f"dtype must be one of {DTYPES}, got {config.dtype!r}")
-  for key in ("num_steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints",
-              "num_image_samples"):
-    low = 0 if key == "num_steps" else 1
-    _check(config.train[key] >= low, f"train.{key} must be >= {low}, got {config.train[key]}")
-  _check(config.train.on_nonfinite in ("stop", "skip"),
-         f"train.on_nonfinite must be 'stop' or 'skip', got {config.train.on_nonfinite!r}")
-  for slot, opt in config.optim.items():
-    _check(opt.name in OPTIMIZERS, f"optim.{slot}.name must be one of {OPTIMIZERS}, got {opt.name!r}")
-    _check(math.isfinite(opt.lr) and opt.lr > 0, f"optim.{slot}.lr must be a positive number, got {opt.lr}")
-  _check_model_sizes(config.model)
-  for key, value in config.loss.items():
-    if isinstance(value, float):
-      _check(math.isfinite(value), f"loss.{key} must be finite, got {value}")
-  evaluator.validate(config, method, num_devices)
-  if hasattr(method, "validate"):
-    method.validate(config, image_shape)
+def set_optimizers(config: ml_collections.ConfigDict, slots, name: str, lr: float, **values) -> None:
+  """The same optimizer (a fresh `optimizer_config`) in each slot of `config.optim`."""
+  for slot in slots:
+    config.optim[slot] = optimizer_config(name, lr, **values)
 
 
-def _check_model_sizes(model) -> None:
-  """Layer sizes (ints and tuples of ints) >= 1, `condition_dim` >= 0 (0: none), width > 0."""
-  for key, value in model.items():
-    sizes = value if isinstance(value, tuple) else (value,)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
-      low = 0 if key == "condition_dim" else 1
-      _check(all(v >= low for v in sizes), f"model.{key} must be >= {low}, got {value!r}")
-  if "width" in model:
-    _check(math.isfinite(model.width) and model.width > 0, f"model.width must be a positive number, "
-           f"got {model.width}")
+def update_optimizers(config: ml_collections.ConfigDict, **values) -> None:
+  """Sets `values` (e.g. lr=2e-4, schedule="constant") in every optimizer slot of the config."""
+  for slot in config.optim:
+    config.optim[slot].update(values)
 
 
 def check_nonnegative(section, keys, prefix: str = "loss") -> None:
@@ -132,8 +149,3 @@ def check_nonnegative(section, keys, prefix: str = "loss") -> None:
 def _check(ok: bool, message: str) -> None:
   if not ok:
     raise ConfigError(message)
-
-
-def scale_width(channels, width: float) -> tuple[int, ...]:
-  """Paper channel counts times `width` (presets keep the paper's numbers; one knob shrinks them)."""
-  return tuple(max(1, int(round(c * width))) for c in channels)

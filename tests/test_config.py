@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from genjax import config_lib
+from genjax import config_lib, validation
 from genjax.errors import ConfigError
 from tests.helpers import ROOT, load_config
 
@@ -26,7 +26,7 @@ def test_every_preset_validates_and_is_documented(path):
   assert "" in module.PRESETS, "the offline default preset"
   for preset in module.PRESETS:
     config = config_lib.load_config(f"{path}:{preset}")
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
     assert config.data.name == "digits" or preset, "the default preset must run offline"
     command = f"--config=configs/{os.path.basename(path)}" + (f":{preset}" if preset else "")
     assert command in module.__doc__, f"docstring lacks the launch command {command}"
@@ -53,7 +53,7 @@ def test_bad_values_are_refused(field, value, message):
   config.unlock()
   config[field] = value
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -73,4 +73,28 @@ def test_bad_method_values_are_refused(edit, message):
   config.unlock()
   edit(config)
   with pytest.raises(ConfigError, match=message):
-    config_lib.validate(config, num_devices=8)
+    validation.validate(config, num_devices=8)
+
+
+def test_a_built_wheel_ships_every_package_and_the_configs(tmp_path):
+  """pyproject lists genjax's packages by hand (configs/ maps to genjax.configs): a new subpackage left out
+  of the list, or configs missing from the wheel, fails here; the installed copy loads a config by name."""
+  import subprocess
+  import sys
+  import tomllib
+  with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+    listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+  on_disk = {os.path.relpath(d, ROOT).replace(os.sep, ".") for d, _, files in os.walk(os.path.join(ROOT, "genjax"))
+             if "__init__.py" in files}
+  assert listed == on_disk | {"genjax.configs"}
+  subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                  str(tmp_path / "wheel"), ROOT], check=True, capture_output=True)
+  wheel, = (tmp_path / "wheel").glob("genjax-*.whl")
+  subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
+                  str(wheel)], check=True, capture_output=True)
+  probe = ("import genjax, genjax.config_lib as c; assert genjax.__file__.startswith({site!r}), genjax.__file__; "
+           "print(c.load_config('vaegan:cifar10').data.name, c.config_names()[:2])").format(site=str(tmp_path / "site"))
+  result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.split()[0] == "cifar10" and "aae" in result.stdout

@@ -1,4 +1,6 @@
-"""Tests for genjax.data: the offline `digits` builder and the input pipeline."""
+"""Tests for genjax.data: the offline `digits` builder, Fashion-MNIST from local files, the input pipeline."""
+
+import os
 
 import ml_collections
 import numpy as np
@@ -9,10 +11,11 @@ import tensorflow_datasets as tfds
 from genjax import data
 from genjax.data import digits
 from genjax.data import pipeline
+from genjax.data import prepare
 from genjax.errors import ConfigError, DataError
 
 HOST = {"process_index": 0, "process_count": 1}
-MOCKED = [name for name in data.DATASETS if name != "digits"]
+MOCKED = [name for name in data.DATASETS if name not in ("digits", "fashion_mnist")]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def test_image_shape_and_num_classes():
   assert data.image_shape(_config(image_size=16)) == (16, 16, 1)
   assert data.image_shape(_config("cifar10", 32)) == (32, 32, 3)
   assert data.image_shape(_config("celeb_a", 64)) == (64, 64, 3)
-  expected = {"digits": 10, "mnist": 10, "cifar10": 10, "svhn_cropped": 10,
+  expected = {"digits": 10, "fashion_mnist": 10, "mnist": 10, "cifar10": 10, "svhn_cropped": 10,
               "stl10": 10, "imagenet32": 1000, "celeb_a": 0,
               "oxford_flowers102": 102}
   assert {name: data.num_classes(name) for name in data.DATASETS} == expected
@@ -94,14 +97,14 @@ def test_image_shape_rejects_bad_size(size):
 
 def test_unknown_dataset_lists_known_names():
   with pytest.raises(ConfigError) as info:
-    data.image_shape(_config("fashion_mnist"))
+    data.image_shape(_config("kmnist"))
   message = str(info.value)
-  assert "fashion_mnist" in message and "\n" not in message
+  assert "kmnist" in message and "\n" not in message
   assert all(name in message for name in data.DATASETS)
   with pytest.raises(ConfigError):
-    data.num_classes("fashion_mnist")
+    data.num_classes("kmnist")
   with pytest.raises(ConfigError):
-    data.create_dataset(_config("fashion_mnist"), batch_size=2, seed=0, **HOST)
+    data.create_dataset(_config("kmnist"), batch_size=2, seed=0, **HOST)
 
 
 # --- Pipeline on digits ---
@@ -251,3 +254,52 @@ def test_not_prepared_is_one_actionable_line(name, tmp_path):
   assert f"'{name}'" in message and str(tmp_path) in message
   assert "download_and_prepare" in message
   assert list(tmp_path.iterdir()) == []  # Nothing was downloaded.
+
+
+# --- Fashion-MNIST: TFDS's own builder, prepared from the original idx files (Debian's dataset-fashion-mnist) ---
+
+FASHION_FILES = prepare.FASHION_MNIST_DIR
+
+
+@pytest.fixture(scope="module")
+def fashion_dir(tmp_path_factory):
+  """Fashion-MNIST prepared for real, once, from the installed original files (CI installs the package)."""
+  if not os.path.isdir(FASHION_FILES):
+    pytest.fail(f"{FASHION_FILES} is missing: apt-get install dataset-fashion-mnist (.ci/run does)")
+  data_dir = str(tmp_path_factory.mktemp("fashion_tfds"))
+  next(data.create_dataset(_config("fashion_mnist", data_dir=data_dir), batch_size=1, seed=0, train=False, **HOST))
+  return data_dir
+
+
+def test_fashion_mnist_is_tfds_own_dataset_prepared_from_the_original_files(fashion_dir):
+  builder = tfds.builder("fashion_mnist", data_dir=fashion_dir)
+  assert builder.is_prepared() and str(builder.version) == "3.0.1"  # TFDS's builder, version and splits
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 60_000, "test": 10_000}
+  assert builder.info.features["label"].names[:2] == ["T-shirt/top", "Trouser"]
+  assert not os.path.isdir(os.path.join(fashion_dir, "downloads"))  # the copies went with a scratch dir
+  test = data.create_dataset(_config("fashion_mnist", data_dir=fashion_dir), batch_size=10_000, seed=0,
+                             train=False, **HOST)
+  batch = next(test)
+  assert batch["image"].shape == (10_000, 32, 32, 1) and batch["image"].dtype == np.float32
+  assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+  np.testing.assert_array_equal(np.bincount(batch["label"], minlength=10), [1000] * 10)  # the real test split
+
+
+def test_fashion_mnist_train_batches_are_real_and_resumable(fashion_dir):
+  config = _config("fashion_mnist", data_dir=fashion_dir)
+  first = _take(data.create_dataset(config, batch_size=64, seed=1, **HOST), 3)
+  again = _take(data.create_dataset(config, batch_size=64, seed=1, skip_batches=2, **HOST), 1)
+  _assert_batches_equal(first[2], again[0])
+  assert len(set(np.concatenate([b["label"] for b in first]).tolist())) == 10
+
+
+def test_fashion_mnist_without_its_files_names_the_apt_command_and_the_option(tmp_path, monkeypatch):
+  monkeypatch.setattr(prepare, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+  with pytest.raises(DataError) as info:
+    data.create_dataset(_config("fashion_mnist", data_dir=str(tmp_path / "tfds")), batch_size=4, seed=0, **HOST)
+  message = str(info.value)
+  assert "\n" not in message and "apt-get install dataset-fashion-mnist" in message
+  assert "--config.data.manual_dir" in message
+  with pytest.raises(DataError, match="lacks Fashion-MNIST's train-images-idx3-ubyte.gz"):
+    data.create_dataset(_config("fashion_mnist", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path)),
+                        batch_size=4, seed=0, **HOST)

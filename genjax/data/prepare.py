@@ -12,9 +12,9 @@ Both happen once, on first use, into `data.data_dir`; TFDS's own progress output
 import contextlib
 import io
 import os
+import sys
 import tempfile
 
-from absl import logging
 import tensorflow_datasets as tfds
 
 from genjax.errors import DataError
@@ -62,8 +62,8 @@ def prepare(builder, name: str, manual_dir: str | None = None) -> None:
       return  # a download-only dataset: reading it reports how to prepare it
     builder.URL = directory.rstrip("/") + "/"  # TFDS copies local paths instead of downloading
     source = f"the original files in {directory}"
-  logging.info("preparing dataset %r in %s from %s (once; nothing is downloaded)", name,
-               builder.data_dir_root, source)
+  print(f"genjax: preparing dataset {name!r} in {builder.data_dir_root} from {source} (once; nothing is "
+        "downloaded)", file=sys.stderr, flush=True)
   tfds.disable_progress_bar()
   with tempfile.TemporaryDirectory(prefix="genjax-prepare-") as scratch, contextlib.redirect_stdout(io.StringIO()):
     builder.download_and_prepare(download_dir=scratch)  # the copies and their extraction are dropped after
