@@ -32,7 +32,8 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from genjax import config_lib, viz  # genjax.train (TensorFlow) when first needed: flag errors answer fast
+from genjax import config_lib  # genjax.train (TensorFlow) when first needed: flag errors answer fast
+from genjax.figures import draw
 from genjax.cli import parse_flags, user_errors
 from genjax.errors import ConfigError
 
@@ -153,7 +154,7 @@ def _read_json(path: str) -> dict | None:
 
 def run_one(run: Run, config, workdir: str, mesh=None) -> dict[str, Any]:
   """Trains (or resumes) one run to config.train.num_steps and evaluates it; its row."""
-  from genjax import train  # pylint: disable=import-outside-toplevel
+  from genjax import modes, train  # pylint: disable=import-outside-toplevel
   record_path = os.path.join(workdir, RUN_FILE)
   metrics = _read_json(os.path.join(workdir, "metrics.json"))
   setup = {"config": json.loads(config.to_json())}
@@ -167,7 +168,7 @@ def run_one(run: Run, config, workdir: str, mesh=None) -> dict[str, Any]:
     if record.get("setup") == setup:
       results = record["row"]["eval"]
     else:  # trained before, evaluated otherwise: evaluate this checkpoint again
-      results = train.evaluate_checkpoint(config, workdir, mesh=mesh)["eval"]
+      results = modes.evaluate_checkpoint(config, workdir, mesh=mesh)["eval"]
   row = {"name": run.name, "method": config.method, "config": os.path.relpath(run.config, ROOT),
          "workdir": workdir, "steps": metrics["step"], "steps_per_sec": steps_per_sec, "eval": results,
          "samples": os.path.join(workdir, "samples.png")}
@@ -201,8 +202,9 @@ def compare(runs: Sequence[str | Run], workdir: str, *, dataset: str | None = No
     raise ConfigError(f"two runs share a name: {', '.join(r.name for r in runs)}")
   shared = shared_overrides(dataset, steps, extractor, extractor_path, num_samples, overrides)
   configs = [build_config(run, shared) for run in runs]
+  from genjax import validation  # pylint: disable=import-outside-toplevel
   for config in configs:
-    config_lib.validate(config, num_devices=mesh.size if mesh is not None else None)
+    validation.validate(config, num_devices=mesh.size if mesh is not None else None)
   setup = _check_same_evaluation(runs, configs)
   os.makedirs(workdir, exist_ok=True)
   rows = []
@@ -216,7 +218,7 @@ def compare(runs: Sequence[str | Run], workdir: str, *, dataset: str | None = No
     json.dump({"setup": setup, "rows": rows}, f, indent=2)
   figure = samples_figure(rows, title.format(steps=_steps_text(rows), dataset=setup["dataset"]))
   if figure is not None:
-    viz.save_png(os.path.join(workdir, "comparison.png"), figure)
+    draw.save_png(os.path.join(workdir, "comparison.png"), figure)
   log(table)
   return rows
 
@@ -282,7 +284,7 @@ def samples_figure(rows, title: str) -> np.ndarray | None:
   for i, grid in enumerate(grids):
     if grid is not None:
       cells[0, i, :grid.shape[0], :grid.shape[1]] = grid
-  return viz.panel(cells, title, col_labels=[r["name"] for r in rows], min_tile=256)
+  return draw.panel(cells, title, col_labels=[r["name"] for r in rows], min_tile=256)
 
 
 # --- Command line -------------------------------------------------------------------------------------------

@@ -150,13 +150,250 @@ def training_jobs(workdir: str, seeds: Sequence[int], variants: Sequence[str], d
   for seed in seeds:
     for variant in variants:
       v, target = VARIANT[variant], run_dir(workdir, variant, seed)
-      overrides, after = list(v.overrides), ()
-      if v.config.startswith("discreg") and ("discreg.layers", "()") not in v.overrides:
-        overrides.append(("discreg.classifier_workdir", classifier_dir(workdir, "discreg")))
-        after = ("classifier_discreg",)
-      jobs.append(Job(f"{variant}_seed{seed}", train_command(v.config, target, seed, overrides, data_dir),
-                      finished(target), after))
+      after = ("classifier_discreg",) if v.config.startswith("discreg") else ()
+      jobs.append(Job(f"{variant}_seed{seed}", train_command(v.config, target, seed, variant_overrides(workdir, v),
+                                                             data_dir), finished(target), after))
   return jobs
+
+
+def variant_overrides(workdir: str, variant: Variant) -> list[tuple[str, str]]:
+  """The variant's overrides, and where discreg finds its classifier."""
+  overrides = list(variant.overrides)
+  if variant.config.startswith("discreg"):
+    overrides.append(("discreg.classifier_workdir", classifier_dir(workdir, "discreg")))
+  return overrides
+
+
+def peer_dir(workdir: str, peer: str, seed: int) -> str:
+  return os.path.join(workdir, "pythae", peer, f"seed{seed}")
+
+
+def peer_jobs(workdir: str, seeds: Sequence[int], peer_python: str) -> list[Job]:
+  """pythae's models on the exported data, with the networks, batch, steps and optimizer of the genjax
+  variant each is set beside (experiments/pythae_peer.py, in its own environment)."""
+  data_file = os.path.join(workdir, "fashion32.npz")
+  jobs = []
+  for seed in seeds:
+    for peer, variant in PEERS.items():
+      target = peer_dir(workdir, peer, seed)
+      command = [peer_python, os.path.join(ROOT, "experiments", "pythae_peer.py"), f"--method={peer}",
+                 f"--data={data_file}", f"--seed={seed}", f"--out={target}", "--threads=1",
+                 *peer_flags(VARIANT[variant])]
+      jobs.append(Job(f"pythae_{peer}_seed{seed}", command, os.path.join(target, "result.json")))
+  return jobs
+
+
+def peer_flags(variant: Variant) -> list[str]:
+  """The genjax config's networks, budget and optimizer as pythae_peer.py's flags."""
+  from genjax import config_lib  # pylint: disable=import-outside-toplevel
+  config = config_lib.load_config(config_path(variant.config))
+  m, slot = config.model, next(iter(config.optim.values()))
+  flags_ = [f"--steps={config.train.num_steps}", f"--batch_size={config.batch_size}", f"--width={m.width}",
+            f"--latent_dim={m.latent_dim}", f"--lr={slot.lr}", f"--b1={slot.b1}", f"--b2={slot.b2}"]
+  for key in ("encoder_channels", "decoder_channels", "discriminator_channels", "encoder_hidden",
+              "discriminator_hidden", "encoder_stem", "decoder_stem", "code_discriminator_hidden",
+              "num_pseudo_inputs"):
+    if key in m:
+      value = m[key]
+      flags_.append(f"--{key}={','.join(map(str, value)) if isinstance(value, tuple) else value}")
+  return flags_
+
+
+def evaluation_jobs(workdir: str, seeds: Sequence[int], variants: Sequence[str], peers: bool,
+                    data_dir: str = "") -> list[Job]:
+  """Every run (and the peer's samples) scored under both extractors, after its training and the
+  classifiers."""
+  classifiers = tuple(f"classifier_{e}" for e in EXTRACTORS)
+  targets = [(f"{v}_seed{s}", run_dir(workdir, v, s), v) for s in seeds for v in variants]
+  targets += [(f"pythae_{p}_seed{s}", peer_dir(workdir, p, s), v) for s in seeds for p, v in PEERS.items() if peers]
+  command = lambda target, variant: [PYTHON, os.path.abspath(__file__), f"--workdir={workdir}", f"--evaluate={target}",
+                                     f"--variant={variant}", f"--data_dir={data_dir}"]
+  return [Job(f"eval_{name}", command(target, variant), os.path.join(target, EVAL_FILE), classifiers + (name,))
+          for name, target, variant in targets]
+
+
+def interleaved(jobs: Sequence[Job]) -> list[Job]:
+  """Each evaluation right after the job it scores, so tables fill in while training goes on."""
+  evaluations = {j.after[-1]: j for j in jobs if j.name.startswith("eval_")}
+  ordered = []
+  for job in jobs:
+    if not job.name.startswith("eval_"):
+      ordered.append(job)
+      if job.name in evaluations:
+        ordered.append(evaluations.pop(job.name))
+  return ordered + list(evaluations.values())
+
+
+# --- Evaluation -------------------------------------------------------------------------------------------
+
+EVAL_FILE = "fashion_eval.json"
+EVAL_METRICS = ("fid", "kid", "pr", "classes", "is")
+NUM_SAMPLES = 10_000  # generated images, against the 10,000 test images
+
+
+def eval_config(workdir: str, variant: Variant, extractor_dir: str, data_dir: str):
+  """The variant's training config with the evaluation of every row: the extractor's embedding, 10,000
+  samples against the 10,000 test images."""
+  import compare_methods  # pylint: disable=import-outside-toplevel
+  from genjax import config_lib  # pylint: disable=import-outside-toplevel
+  config = config_lib.load_config(config_path(variant.config))
+  overrides = variant_overrides(workdir, variant) + [
+      ("eval.extractor", "classifier"), ("eval.extractor_path", extractor_dir), ("eval.metrics", EVAL_METRICS),
+      ("eval.num_samples", NUM_SAMPLES), ("eval.batch_size", 500), ("data.data_dir", data_dir)]
+  return compare_methods.apply_overrides(config, overrides)
+
+
+def evaluate(workdir: str, target: str, variant_name: str, data_dir: str) -> dict:
+  """Scores one run's final checkpoint, or a peer's samples.npz, under each extractor; writes EVAL_FILE."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from genjax import methods, modes, parallel  # pylint: disable=import-outside-toplevel
+  from genjax.evaluation import evaluator as evaluation  # pylint: disable=import-outside-toplevel
+  variant, mesh = VARIANT[variant_name], parallel.make_mesh()
+  peer_samples = os.path.join(target, "samples.npz")
+  state = None
+  results = {}
+  for extractor in EXTRACTORS:
+    config = eval_config(workdir, variant, classifier_dir(workdir, extractor), data_dir)
+    method = methods.get_method(config.method)
+    scorer = evaluation.Evaluator(method, config, mesh)
+    if os.path.isfile(peer_samples):  # the peer's images: scored like genjax's own
+      images = np.load(peer_samples)["images"][:NUM_SAMPLES]
+      found = scorer.score(np.array_split(images, max(1, len(images) // 500)))
+    else:
+      if state is None:
+        _, state = modes.restore_checkpoint(config, target, mesh=mesh)
+      found = scorer(state)
+    results[extractor] = {"eval": found, "setup": scorer.setup()}
+  with open(os.path.join(target, EVAL_FILE + ".tmp"), "w") as f:
+    json.dump(results, f, indent=2)
+  os.replace(os.path.join(target, EVAL_FILE + ".tmp"), os.path.join(target, EVAL_FILE))
+  return results
+
+
+# --- The table --------------------------------------------------------------------------------------------
+
+COLUMNS = (("fid", "FID"), ("kid", "KID ×10³"), ("precision", "precision"), ("recall", "recall"),
+           ("classes_covered", "classes"), ("class_entropy", "class entropy"))
+
+
+def gather(workdir: str, seeds: Sequence[int]) -> dict:
+  """{row name: {"seeds": [...], extractor: {result: [values]}, "steps_per_sec": [...], ...}} of what is
+  evaluated so far: every variant, and pythae's models as "pythae_<model>"."""
+  rows = {}
+  targets = [(v.name, run_dir(workdir, v.name, s), s) for v in VARIANTS for s in seeds]
+  targets += [(f"pythae_{p}", peer_dir(workdir, p, s), s) for p in PEERS for s in seeds]
+  for name, target, seed in targets:
+    record = _read_json(os.path.join(target, EVAL_FILE))
+    if record is None:
+      continue
+    row = rows.setdefault(name, {"seeds": [], "steps_per_sec": [], "setup": {}})
+    row["seeds"].append(seed)
+    trained = _read_json(os.path.join(target, "metrics.json")) or _read_json(os.path.join(target, "result.json")) or {}
+    row["steps_per_sec"].append(trained.get("steps_per_sec"))
+    row["steps"] = trained.get("step", trained.get("steps"))
+    for extractor, result in record.items():
+      values = row.setdefault(extractor, {})
+      for key, value in result["eval"].items():
+        values.setdefault(key, []).append(value)
+      row["setup"][extractor] = result["setup"]
+  return rows
+
+
+def _read_json(path: str) -> dict | None:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def mean_std(values) -> tuple[float, float]:
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  values = np.asarray([v for v in values if v is not None], np.float64)
+  return (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")) if len(values) else (
+      float("nan"), float("nan"))
+
+
+def claim_verdict(rows, better: str, worse: str, extractor: str, key: str = "fid") -> dict:
+  """The difference of `key` means (worse − better: positive when the claim's direction holds), and whether
+  it exceeds the spread: the two means ± std intervals do not overlap, with at least 3 seeds each."""
+  if better not in rows or worse not in rows or extractor not in rows[better] or extractor not in rows[worse]:
+    return {"verdict": "not run yet"}
+  (m_b, s_b), (m_w, s_w) = mean_std(rows[better][extractor][key]), mean_std(rows[worse][extractor][key])
+  n = min(len(rows[better]["seeds"]), len(rows[worse]["seeds"]))
+  difference = m_w - m_b
+  if n < 3:
+    verdict = f"{n} seed(s): not enough to say"
+  elif difference > s_b + s_w:
+    verdict = "holds"
+  elif -difference > s_b + s_w:
+    verdict = "reversed"
+  else:
+    verdict = "within the spread"
+  return {"difference": difference, "spread": s_b + s_w, "seeds": n, "verdict": verdict}
+
+
+def _cell(values, scale: float = 1.0, digits: int = 3) -> str:
+  mean, std = mean_std(values)
+  if mean != mean:
+    return "—"
+  text = f"{mean * scale:.{digits}g}"
+  return text + (f" ± {std * scale:.2g}" if std == std else "")
+
+
+def markdown(rows: dict, workdir: str) -> str:
+  """The claims table (both extractors), then every row's numbers."""
+  setup = next((r["setup"] for r in rows.values() if r["setup"]), {})
+  accuracy = {e: (setup.get(e) or {}).get("extractor_accuracy") for e in EXTRACTORS}
+  lines = ["Fashion-MNIST 32×32, 10,000 samples against the 10,000 test images; FID/KID/precision/recall in the "
+           f"last hidden layer of extractor A (Lamb et al.'s convnet, test accuracy {accuracy['lamb'] or 0:.1%}) and "
+           f"extractor B (an MLP on the pixels, {accuracy['mlp'] or 0:.1%}); mean ± std over the seeds listed. A claim "
+           "holds when the FID means differ by more than the two stds together, in its direction.", "",
+           "| paper | claim | FID A (better vs worse) | verdict A | FID B | verdict B |", "|---|---|---|---|---|---|"]
+  for paper, claim, better, worse in CLAIMS:
+    cells = [paper, claim]
+    for extractor in EXTRACTORS:
+      verdict = claim_verdict(rows, better, worse, extractor)
+      pair = (f"{_cell(rows.get(better, {}).get(extractor, {}).get('fid', []))} vs "
+              f"{_cell(rows.get(worse, {}).get(extractor, {}).get('fid', []))}") if "difference" in verdict else "—"
+      cells += [pair, verdict["verdict"]]
+    lines.append("| " + " | ".join(cells) + " |")
+  lines += ["", "| row | seeds | steps | steps/s | " + " | ".join(f"{label} A" for _, label in COLUMNS)
+            + " | FID B | classes B |", "|" + "---|" * (4 + len(COLUMNS) + 2)]
+  names = [v.name for v in VARIANTS] + [f"pythae_{p}" for p in PEERS]
+  labels = {**{v.name: v.label for v in VARIANTS}, **{f"pythae_{p}": f"pythae {p}" for p in PEERS}}
+  for name in names:
+    if name not in rows:
+      continue
+    row, a, b = rows[name], rows[name].get("lamb", {}), rows[name].get("mlp", {})
+    cells = [labels[name], ",".join(map(str, row["seeds"])), f"{row.get('steps') or '—'}", _cell(row["steps_per_sec"])]
+    cells += [_cell(a.get(key, []), 1e3 if key == "kid" else 1.0) for key, _ in COLUMNS]
+    cells += [_cell(b.get("fid", [])), _cell(b.get("classes_covered", []))]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_table(workdir: str, seeds: Sequence[int], log=print) -> None:
+  rows = gather(workdir, seeds)
+  table = markdown(rows, workdir)
+  with open(os.path.join(workdir, "fashion_claims.md"), "w") as f:
+    f.write(table)
+  verdicts = {f"{better} vs {worse}": {e: claim_verdict(rows, better, worse, e) for e in EXTRACTORS}
+              for _, _, better, worse in CLAIMS}
+  with open(os.path.join(workdir, "fashion_claims.json"), "w") as f:
+    json.dump({"rows": rows, "claims": verdicts}, f, indent=2)
+  figure = samples_figure(workdir)
+  if figure is not None:
+    from genjax.figures import draw  # pylint: disable=import-outside-toplevel
+    draw.save_png(os.path.join(workdir, "fashion_samples.png"), figure)
+  log(table)
+
+
+def samples_figure(workdir: str):
+  """Seed 0's samples.png of every variant, side by side, titled."""
+  import compare_methods  # pylint: disable=import-outside-toplevel
+  rows = [{"name": v.label, "samples": os.path.join(run_dir(workdir, v.name, 0), "samples.png")} for v in VARIANTS]
+  return compare_methods.samples_figure(rows, "Fashion-MNIST samples (seed 0, fixed noise)")
 
 
 # --- Scheduling -------------------------------------------------------------------------------------------
@@ -216,15 +453,35 @@ flags.DEFINE_list("cores", ["0", "1"], "CPU cores to run jobs on, one job per co
 flags.DEFINE_list("variants", [v.name for v in VARIANTS], "Variants to train (default: all).")
 flags.DEFINE_enum("stage", "all", ["train", "evaluate", "table", "all"], "What to do.")
 flags.DEFINE_string("data_dir", "", "TFDS data_dir of every run (default: TFDS's, ~/tensorflow_datasets).")
+flags.DEFINE_string("peer_python", "", "The Python of an environment with torch and pythae: runs pythae's VAE, "
+                    "VAEGAN, AAE and VAMP beside genjax's (empty: no peer).")
+flags.DEFINE_string("evaluate", "", "(internal) score the run or peer output in this directory.")
+flags.DEFINE_string("variant", "", "(internal) the variant of --evaluate.")
 
 
-def _prepare_data(data_dir: str) -> None:
-  """Prepares Fashion-MNIST once, before parallel jobs would race to."""
+def _data_config(data_dir: str):
   import ml_collections  # pylint: disable=import-outside-toplevel
-  from genjax import config_lib, data  # pylint: disable=import-outside-toplevel
+  from genjax import config_lib  # pylint: disable=import-outside-toplevel
   config = config_lib.base_config("vae").data
   config.update(name="fashion_mnist", data_dir=data_dir)
-  next(iter(data.create_dataset(ml_collections.ConfigDict(config.to_dict()), batch_size=1, seed=0, train=False)))
+  return ml_collections.ConfigDict(config.to_dict())
+
+
+def prepare_data(workdir: str, data_dir: str, export: bool) -> None:
+  """Prepares Fashion-MNIST once, before parallel jobs would race to, and (for the peer) writes the
+  training split as genjax's pipeline gives it to fashion32.npz."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from genjax import data  # pylint: disable=import-outside-toplevel
+  config = _data_config(data_dir)
+  path = os.path.join(workdir, "fashion32.npz")
+  if not export or os.path.isfile(path):
+    next(iter(data.create_dataset(config, batch_size=1, seed=0, train=False)))
+    return
+  batches = list(data.create_dataset(config, batch_size=10_000, seed=0, split="train", train=False))
+  os.makedirs(workdir, exist_ok=True)
+  np.savez(path + ".tmp.npz", train_images=np.concatenate([b["image"] for b in batches]),
+           train_labels=np.concatenate([b["label"] for b in batches]))
+  os.replace(path + ".tmp.npz", path)
 
 
 def main(argv):
@@ -234,14 +491,23 @@ def main(argv):
     unknown = [v for v in FLAGS.variants if v not in VARIANT]
     if unknown:
       raise ConfigError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANT)}")
+    if FLAGS.evaluate:
+      evaluate(FLAGS.workdir, FLAGS.evaluate, FLAGS.variant, FLAGS.data_dir)
+      return
     seeds, cores = [int(s) for s in FLAGS.seeds], [int(c) for c in FLAGS.cores]
     log = lambda text: print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+    jobs = []
     if FLAGS.stage in ("train", "all"):
-      _prepare_data(FLAGS.data_dir)
-      jobs = training_jobs(FLAGS.workdir, seeds, FLAGS.variants, FLAGS.data_dir)
-      failed = schedule(jobs, cores, os.path.join(FLAGS.workdir, "logs"), log)
+      jobs += training_jobs(FLAGS.workdir, seeds, FLAGS.variants, FLAGS.data_dir)
+      jobs += peer_jobs(FLAGS.workdir, seeds, FLAGS.peer_python) if FLAGS.peer_python else []
+    if FLAGS.stage in ("evaluate", "all"):
+      jobs += evaluation_jobs(FLAGS.workdir, seeds, FLAGS.variants, bool(FLAGS.peer_python), FLAGS.data_dir)
+    if jobs:
+      prepare_data(FLAGS.workdir, FLAGS.data_dir, export=bool(FLAGS.peer_python))
+      failed = schedule(interleaved(jobs), cores, os.path.join(FLAGS.workdir, "logs"), log)
       if failed:
         log(f"{len(failed)} job(s) failed: {', '.join(failed)}")
+    write_table(FLAGS.workdir, seeds, log)
 
 
 if __name__ == "__main__":

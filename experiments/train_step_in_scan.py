@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.datasets import load_digits
 
-from genjax import config_lib, methods, viz
+from genjax import config_lib, methods
+from genjax.figures import draw
 
 
 def digits_32x32() -> np.ndarray:
@@ -50,7 +51,7 @@ def main():
     summary = {k: round(float(v.mean()), 4) for k, v in metrics.items() if not k.startswith("grad_norm")}
     print(f"step {int(state.step)}: {summary}", flush=True)
   print(f"{int(state.step) / (time.perf_counter() - start):.2f} steps/s (including compilation)")
-  viz.save_png(args.out, viz.image_grid(method.generate(state, jax.random.PRNGKey(1), 64)))
+  draw.save_png(args.out, draw.image_grid(method.generate(state, jax.random.PRNGKey(1), 64)))
   print(f"wrote {args.out}")
 
 

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genjax import config_lib, train
+from genjax import config_lib, modes, pretrained, train, validation
 from genjax.errors import ConfigError
-from genjax.methods import classifier
 from tests.helpers import ROOT, load_config, one_device, random_batch
 
 
@@ -40,12 +39,12 @@ def untrained_classifier(monkeypatch):
   config.unlock()
   config.data.image_size = 16
   config.lock()
-  state = classifier.init_state(config, jax.random.PRNGKey(0), random_batch(n=1))
-  trained = classifier.TrainedClassifier(
+  state = pretrained.classifier_state(config, jax.random.PRNGKey(0), random_batch(n=1))
+  trained = pretrained.TrainedClassifier(
       module=state.models["classifier"], meta={"image_shape": [16, 16, 1], "config": {"data": {"name": "digits"}}},
       variables={"params": state.params["classifier"], "batch_stats": state.batch_stats["classifier"]})
   paths = []
-  monkeypatch.setattr(classifier, "load_classifier", lambda path, command=None: paths.append(path) or trained)
+  monkeypatch.setattr(pretrained, "load_classifier", lambda path, command=None: paths.append(path) or trained)
   return paths
 
 
@@ -84,7 +83,7 @@ def test_compare_trains_evaluates_and_tabulates_every_method(tmp_path, digits_di
   # Called again: nothing trains; the same evaluation is reused, another one evaluates the checkpoints again.
   monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("trained again"))
   evaluated = []
-  monkeypatch.setattr(train, "evaluate_checkpoint", lambda config, workdir, **k: evaluated.append(
+  monkeypatch.setattr(modes, "evaluate_checkpoint", lambda config, workdir, **k: evaluated.append(
       (os.path.basename(workdir), config.eval.num_samples)) or {"eval": {"fid": 1.5}})
   assert compare_methods.compare(["vae", "dcgan"], str(workdir), num_samples=16, **kwargs) == rows
   assert not evaluated
@@ -162,7 +161,7 @@ def test_ablation_rows_switch_on_a_then_b_then_c():
   makhzani = config_lib.load_config(os.path.join(ROOT, "configs", "aae.py"))
   for name, config in configs.items():
     assert _switches(config) == TABLE_3[name], name
-    config_lib.validate(config, num_devices=1)  # a combination the method takes
+    validation.validate(config, num_devices=1)  # a combination the method takes
     differ = {k for k, v in _flat(config).items() if _flat(full)[k] != v}
     assert differ <= {"model.learned_prior", "loss.perceptual", "loss.decoder_in_prior_phase"}, (name, differ)
   assert _flat(configs["+A+B+C"]) == _flat(full)  # the paper's model: configs/aae_prior.py as it is
@@ -207,3 +206,55 @@ def test_speed_table_refuses_unknown_methods():
   done = subprocess.run([sys.executable, "experiments/speed_table.py", "--methods=vae,gan9000"], cwd=ROOT,
                         capture_output=True, text=True, timeout=120)
   assert done.returncode != 0 and "unknown gan9000" in done.stderr
+
+
+# --- Fashion-MNIST claims ------------------------------------------------------------------------------------
+
+fashion_claims = _load("fashion_claims")
+
+
+def test_claims_hold_only_beyond_the_spread_of_three_seeds():
+  rows = lambda better, worse: {"a": {"seeds": [0, 1, 2], "lamb": {"fid": better}},
+                                "b": {"seeds": [0, 1, 2], "lamb": {"fid": worse}}}
+  verdict = lambda better, worse: fashion_claims.claim_verdict(rows(better, worse), "a", "b", "lamb")["verdict"]
+  assert verdict([10, 11, 12], [20, 21, 22]) == "holds"          # 10 apart, stds 1 + 1
+  assert verdict([10, 12, 14], [13, 15, 17]) == "within the spread"  # 3 apart, stds 2 + 2
+  assert verdict([20, 21, 22], [10, 11, 12]) == "reversed"
+  two_seeds = {"a": {"seeds": [0, 1], "lamb": {"fid": [1, 2]}}, "b": {"seeds": [0, 1], "lamb": {"fid": [9, 9]}}}
+  assert fashion_claims.claim_verdict(two_seeds, "a", "b", "lamb")["verdict"] == "2 seed(s): not enough to say"
+  assert fashion_claims.claim_verdict({}, "a", "b", "lamb") == {"verdict": "not run yet"}
+
+
+def test_every_claim_compares_variants_of_one_budget():
+  """Within a claim both rows train the same number of steps at the same batch size."""
+  for _, claim, better, worse in fashion_claims.CLAIMS:
+    budgets = []
+    for name in (better, worse):
+      variant = fashion_claims.VARIANT[name]
+      config = compare_methods.apply_overrides(config_lib.load_config(fashion_claims.config_path(variant.config)),
+                                               variant.overrides)
+      validation.validate(config, num_devices=1)
+      budgets.append((config.train.num_steps, config.batch_size, config.data.name, config.data.image_size))
+    assert budgets[0] == budgets[1] and budgets[0][2:] == ("fashion_mnist", 32), (claim, budgets)
+
+
+def test_scheduler_runs_jobs_in_order_of_their_dependencies_one_per_core(tmp_path):
+  log = tmp_path / "order"
+  job = lambda name, after=(): fashion_claims.Job(
+      name, ["sh", "-c", f"echo {name} >> {log} && touch {tmp_path / name}"], str(tmp_path / name), after)
+  jobs = [job("train_a"), job("eval_a", ("train_a",)), job("fail", ()), job("after_fail", ("fail",))]
+  jobs[2] = fashion_claims.Job("fail", ["sh", "-c", "exit 3"], str(tmp_path / "fail"))
+  failed = fashion_claims.schedule(jobs, cores=[0], log_dir=str(tmp_path / "logs"), log=lambda text: None)
+  assert failed == ["fail", "after_fail"]
+  assert log.read_text().split() == ["train_a", "eval_a"]
+  assert fashion_claims.schedule(jobs[:2], [0], str(tmp_path / "logs"), log=lambda text: None) == []  # all done
+
+
+def test_evaluations_follow_the_runs_they_score():
+  jobs = fashion_claims.training_jobs("w", [0], ["vae", "discreg"])
+  jobs += fashion_claims.evaluation_jobs("w", [0], ["vae", "discreg"], peers=False)
+  order = [j.name for j in fashion_claims.interleaved(jobs)]
+  assert order.index("eval_vae_seed0") == order.index("vae_seed0") + 1
+  discreg = next(j for j in jobs if j.name == "discreg_seed0")
+  assert discreg.after == ("classifier_discreg",) and any("classifier_workdir=w/classifiers/discreg" in a
+                                                          for a in discreg.command)
