@@ -19,11 +19,12 @@ instead, about twice as fast as XLA:CPU's: forward, input and kernel gradients a
 under a `custom_vjp`, the transposed conv as oneDNN's input gradient of a conv. The forms above are
 then XLA's fallback, kept for GPU/TPU and wherever oneDNN is not there.
 
-Run `python -m genjax.nets.layers` to time both forms.
+Run `python -m genjax.nets.layers` to time both forms, and both paths.
 """
 
 import functools
 import math
+import os
 import time
 from typing import Any, Sequence
 
@@ -283,36 +284,61 @@ class ConvTranspose(_Conv2D):
     return conv_transpose_subpixel(x, kernel, strides, self.padding, self.precision)
 
 
-def benchmark(batch: int = 64, size: int = 8, cin: int = 256,
-              cout: int = 128, repeats: int = 10) -> None:
-  """Prints fwd+bwd time of nn.ConvTranspose vs ConvTranspose (5x5, stride 2).
-
-  Runs alternate between the two so that load from other processes hits both;
-  the best run is the least disturbed one.
-  """
-  x = jax.random.normal(jax.random.key(0), (batch, size, size, cin))
-  kw = dict(features=cout, kernel_size=(5, 5), strides=(2, 2))
-  steps = {}
-  for name, layer in (("nn.ConvTranspose", nn.ConvTranspose(**kw)),
-                      ("sub-pixel ConvTranspose", ConvTranspose(**kw))):
-    loss = lambda p, x, layer=layer: jnp.sum(layer.apply(p, x) ** 2)
-    steps[name] = (jax.jit(jax.grad(loss, argnums=(0, 1))),
-                   layer.init(jax.random.key(1), x))
-    jax.block_until_ready(steps[name][0](steps[name][1], x))  # Compile.
+def _time_alternated(steps: dict, repeats: int) -> dict:
+  """Best and median seconds of each jitted (step, args), run in turn so that load hits all alike."""
+  for step, args in steps.values():
+    jax.block_until_ready(step(*args))  # Compile.
   times = {name: [] for name in steps}
   for _ in range(repeats):
-    for name, (step, params) in steps.items():
+    for name, (step, args) in steps.items():
       start = time.perf_counter()
-      jax.block_until_ready(step(params, x))
+      jax.block_until_ready(step(*args))
       times[name].append(time.perf_counter() - start)
   for name, runs in times.items():
-    print(f"{name:>24}: best {min(runs) * 1e3:7.1f} ms, "
-          f"median {np.median(runs) * 1e3:7.1f} ms ({repeats} runs)")
-  best = {name: min(runs) for name, runs in times.items()}
+    print(f"{name:>32}: best {min(runs) * 1e3:7.1f} ms, median {np.median(runs) * 1e3:7.1f} ms ({repeats} runs)")
+  return {name: min(runs) for name, runs in times.items()}
+
+
+def _fwd_bwd(layer, x):
+  loss = lambda p, x: jnp.sum(layer.apply(p, x) ** 2)
+  return jax.jit(jax.grad(loss, argnums=(0, 1))), (layer.init(jax.random.key(1), x), x)
+
+
+def benchmark(batch: int = 64, size: int = 8, cin: int = 256,
+              cout: int = 128, repeats: int = 10) -> None:
+  """Prints fwd+bwd time of nn.ConvTranspose vs ConvTranspose (5x5, stride 2) on XLA's convolutions."""
+  x = jax.random.normal(jax.random.key(0), (batch, size, size, cin))
+  kw = dict(features=cout, kernel_size=(5, 5), strides=(2, 2))
+  with onednn.disabled():
+    best = _time_alternated({"nn.ConvTranspose": _fwd_bwd(nn.ConvTranspose(**kw), x),
+                             "sub-pixel ConvTranspose": _fwd_bwd(ConvTranspose(**kw), x)}, repeats)
   print(f"{jax.default_backend()}: batch {batch}, {size}x{size}x{cin} -> "
         f"{2 * size}x{2 * size}x{cout}, fwd+bwd speed-up "
         f"{best['nn.ConvTranspose'] / best['sub-pixel ConvTranspose']:.1f}x")
 
 
+def benchmark_paths(repeats: int = 5) -> None:
+  """Prints fwd+bwd time of Larsen et al.'s discriminator conv (16×16×128 → 8×8×256 on 192 images) and
+  decoder transposed conv (8×8×256 → 16×16×128 on 64 images), 5×5 stride 2, on XLA's and oneDNN's
+  convolutions, and the threads of XLA's pool that oneDNN ran on."""
+  if not onednn.available(jnp.float32):
+    print(f"convolutions: {onednn.path()}: nothing to compare")
+    return
+  cases = {"Conv": (Conv(256, (5, 5), strides=(2, 2)), (192, 16, 16, 128)),
+           "ConvTranspose": (ConvTranspose(128, (5, 5), strides=(2, 2)), (64, 8, 8, 256))}
+  steps = {}
+  for name, (layer, shape) in cases.items():
+    x = jax.random.normal(jax.random.key(0), shape)
+    with onednn.disabled():
+      steps[(name, "XLA")] = _fwd_bwd(layer, x)
+    steps[(name, "oneDNN")] = _fwd_bwd(layer, x)
+  best = _time_alternated({f"{name} on {path}": step for (name, path), step in steps.items()}, repeats)
+  for name in cases:
+    print(f"{name}: oneDNN at {best[f'{name} on XLA'] / best[f'{name} on oneDNN']:.2f}x XLA's speed")
+  print(f"oneDNN ran on {onednn.pool_threads()} thread(s) of XLA's intra-op pool; {os.cpu_count()} CPUs, "
+        f"{len(os.sched_getaffinity(0))} usable by this process")
+
+
 if __name__ == "__main__":
   benchmark()
+  benchmark_paths()

@@ -142,6 +142,13 @@ def split_batch(chunks: int):
     lib.genjax_onednn_set_min_chunks(ctypes.c_int64(1))
 
 
+def pool_threads() -> int:
+  """The threads of XLA's intra-op pool that the last oneDNN call was split over (0: none ran yet)."""
+  lib = _load()[0]
+  lib.genjax_onednn_pool_threads.restype = ctypes.c_int64
+  return lib.genjax_onednn_pool_threads()
+
+
 # --- The three passes, as custom calls that keep a sharded batch sharded ------------------------------
 
 def _attrs(strides, padding) -> dict:

@@ -145,6 +145,9 @@ void Reorder(const memory& from, const memory& to) {
   stream.wait();
 }
 
+// The size of XLA's intra-op pool at the last call: the threads oneDNN runs on (reported by benchmarks).
+std::atomic<int64_t> pool_threads{0};
+
 // At least this many chunks per batch (genjax_onednn_set_min_chunks): tests split batches on one core.
 std::atomic<int64_t> min_chunks{1};
 
@@ -152,6 +155,7 @@ std::atomic<int64_t> min_chunks{1};
 struct Chunks {
   int64_t count, size, total;
   Chunks(int64_t batch, int64_t threads) : total(batch) {
+    pool_threads = threads;
     count = std::max<int64_t>(1, std::min(batch, std::max(threads, min_chunks.load())));
     size = (batch + count - 1) / count;
     count = (batch + size - 1) / size;
@@ -324,6 +328,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(genjax_onednn_conv_bwd_weights, BackwardWeights,
                                   .Ret<ffi::AnyBuffer>() CONV_ATTRS);
 
 extern "C" void genjax_onednn_set_min_chunks(int64_t n) { min_chunks = n; }
+extern "C" int64_t genjax_onednn_pool_threads() { return pool_threads; }
 
 // For genjax to say which path it takes: oneDNN's version and whether this CPU has bfloat16 arithmetic.
 extern "C" const char* genjax_onednn_version() {
