@@ -227,6 +227,27 @@ def test_convs_inside_scan_match_flax(path):
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_convs_under_vmap_match_flax(path):
+  # vmap over the images alone (oneDNN: folded into the batch), over params and images (oneDNN: a map
+  # of calls), and the gradient of a vmapped loss.
+  x = jnp.asarray(_random_like(jnp.zeros((2, 3, 8, 6, 2)), seed=6))
+  params, apply = _conv_and_transpose(x[0])
+  stacked = jax.tree.map(lambda a: jnp.stack([a, -0.5 * a]), params)
+  loss = lambda p, x, ours: jnp.sum(jnp.sin(apply(p, x, ours)))
+  cases = {"images": (lambda p, x, ours: jax.vmap(lambda x: apply(p, x, ours))(x), params),
+           "params and images": (lambda p, x, ours: jax.vmap(jax.grad(loss, argnums=(0, 1)), (0, 0, None))(
+               p, x, ours), stacked),
+           "grad of vmap": (lambda p, x, ours: jax.grad(lambda p: jnp.sum(jax.vmap(
+               loss, (None, 0, None))(p, x, ours)))(p), params)}
+  for name, (f, p) in cases.items():
+    with _on_path(path):
+      got = jax.jit(f, static_argnums=2)(p, x, True)
+    want = jax.jit(f, static_argnums=2)(p, x, False)
+    for g, w in zip(_leaves(got), _leaves(want)):
+      np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_convs_with_the_batch_sharded_over_8_devices(path):
   # Values and gradients of a batch sharded over the 8 simulated devices equal flax's on one device,
   # and oneDNN's calls keep the batch sharded: no device gathers another's activations.

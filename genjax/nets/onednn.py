@@ -122,7 +122,8 @@ def available(dtype) -> bool:
 
 @contextlib.contextmanager
 def disabled():
-  """XLA's convolutions for what is traced inside (tests compare both paths in one process)."""
+  """XLA's convolutions for what is traced inside (tests and benchmarks compare both paths in one process).
+  A function jitted before keeps the path it was traced with: jit caches by function and shapes."""
   _disabled.insert(0, True)
   try:
     yield
@@ -198,9 +199,33 @@ def _partitioned(name: str, reduce_batch: bool):
   return op
 
 
-_forward = _partitioned("fwd", reduce_batch=False)
-_backward_data = _partitioned("bwd_data", reduce_batch=False)
-_backward_weights = _partitioned("bwd_weights", reduce_batch=True)
+def _batched(op, reduce_batch: bool):
+  """`op` under jax.vmap: a vmapped axis on the activations alone joins their batch (one call); any other
+  case (a vmapped kernel, or the kernel gradient, whose sum over the batch must stay per vmapped row) is
+  a lax.map of calls."""
+
+  def call(a, b, out_shape, strides, padding):
+    @jax.custom_batching.custom_vmap
+    def run(a, b):
+      return op(a, b, out_shape, strides, padding)
+
+    @run.def_vmap
+    def rule(axis_size, in_batched, a, b):
+      if in_batched == [True, False] and not reduce_batch:
+        rows = a.reshape(-1, *a.shape[2:])
+        out = call(rows, b, (rows.shape[0], *out_shape[1:]), strides, padding)
+        return out.reshape(axis_size, -1, *out.shape[1:]), True
+      a, b = (x if batched else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, batched in zip((a, b), in_batched))
+      return jax.lax.map(lambda ab: call(*ab, out_shape, strides, padding), (a, b)), True
+
+    return run(a, b)
+
+  return call
+
+
+_forward = _batched(_partitioned("fwd", reduce_batch=False), reduce_batch=False)
+_backward_data = _batched(_partitioned("bwd_data", reduce_batch=False), reduce_batch=False)
+_backward_weights = _batched(_partitioned("bwd_weights", reduce_batch=True), reduce_batch=True)
 
 
 def _static(strides, padding):
