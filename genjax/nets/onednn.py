@@ -37,7 +37,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 SOURCE = pathlib.Path(__file__).with_name("onednn_conv.cc")
 RUNTIME, HEADERS = "onednn-cpu-gomp", "onednn-devel-cpu-gomp"  # The `cpu` extra's two packages.
 _TARGETS = ("fwd", "bwd_data", "bwd_weights")
-_disabled = [os.environ.get("GENJAX_ONEDNN", "1") == "0"]
+_TURNED_OFF = os.environ.get("GENJAX_ONEDNN", "1") == "0"
+_disabled = [False]  # A stack: disabled() pushes True while code inside is traced.
 
 
 class Unavailable(Exception):
@@ -104,7 +105,7 @@ def path() -> str:
   """Which convolutions genjax runs in this process (logged once)."""
   if jax.default_backend() != "cpu":
     line = f"XLA's (the default backend is {jax.default_backend()})"
-  elif _disabled[0]:
+  elif _TURNED_OFF:
     line = "XLA's (GENJAX_ONEDNN=0)"
   else:
     line = _load()[1]
@@ -215,7 +216,8 @@ def _batched(op, reduce_batch: bool):
         rows = a.reshape(-1, *a.shape[2:])
         out = call(rows, b, (rows.shape[0], *out_shape[1:]), strides, padding)
         return out.reshape(axis_size, -1, *out.shape[1:]), True
-      a, b = (x if batched else jnp.broadcast_to(x, (axis_size, *x.shape)) for x, batched in zip((a, b), in_batched))
+      a, b = (x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+              for x, batched in zip((a, b), in_batched))
       return jax.lax.map(lambda ab: call(*ab, out_shape, strides, padding), (a, b)), True
 
     return run(a, b)
