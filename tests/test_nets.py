@@ -298,6 +298,17 @@ def test_convolution_path_is_said_once():
   assert "convolution" in hlo and "genjax_onednn" not in hlo
 
 
+def test_without_the_extension_xla_is_said(monkeypatch):
+  # What a default install (no `cpu` extra) or a machine without a C++ compiler sees.
+  monkeypatch.setattr(onednn, "RUNTIME", "no-such-onednn-package")
+  assert onednn._load.__wrapped__() == (None, "XLA's (no-such-onednn-package is not installed "
+                                              "(pip install -e '.[cpu]'))")
+  monkeypatch.undo()
+  monkeypatch.setenv("CXX", "no-such-compiler")
+  lib, line = onednn._load.__wrapped__()
+  assert lib is None and line.startswith("XLA's (") and ("no C++ compiler" in line or "not installed" in line)
+
+
 def test_patch_conv_is_lax_conv_with_negative_padding_and_strides():
   rng = np.random.default_rng(0)
   x, kernel = rng.normal(size=(2, 7, 6, 3)), rng.normal(size=(3, 2, 3, 4))
