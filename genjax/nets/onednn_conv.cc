@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -45,7 +46,8 @@ void UseOneThread() {
 
 // Runs body(0..n-1) on XLA's pool with the calling thread taking part. The caller waits only for
 // chunks some thread has claimed, so a pool of one thread, or one busy with this very call, cannot
-// deadlock; a task that starts after all chunks are claimed returns at once.
+// deadlock; a task that starts after all chunks are claimed returns at once. The first exception a
+// chunk throws is rethrown in the caller (an exception escaping a pool thread would end the process).
 void ParallelFor(ffi::ThreadPool& pool, int64_t n, const std::function<void(int64_t)>& body) {
   if (n == 1) return body(0);
   struct State {
@@ -54,13 +56,19 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t n, const std::function<void(int6
     const std::function<void(int64_t)>* body;
     std::mutex mu;
     std::condition_variable all_done;
+    std::exception_ptr error;
   };
   auto state = std::make_shared<State>();
   state->n = n;
   state->body = &body;  // Read only by threads that claimed a chunk, all before the caller returns.
   auto work = [state] {
     for (int64_t i; (i = state->next.fetch_add(1)) < state->n;) {
-      (*state->body)(i);
+      try {
+        (*state->body)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(state->mu);
+        if (!state->error) state->error = std::current_exception();
+      }
       if (state->done.fetch_add(1) + 1 == state->n) {
         std::lock_guard<std::mutex> lock(state->mu);
         state->all_done.notify_all();
@@ -71,6 +79,7 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t n, const std::function<void(int6
   work();
   std::unique_lock<std::mutex> lock(state->mu);
   state->all_done.wait(lock, [&] { return state->done.load() == n; });
+  if (state->error) std::rethrow_exception(state->error);
 }
 
 // One convolution's geometry: x (N, IH, IW, IC), w (KH, KW, IC, OC), y (N, OH, OW, OC).
