@@ -287,7 +287,7 @@ class ConvTranspose(_Conv2D):
 def _time_alternated(steps: dict, repeats: int) -> dict:
   """Best and median seconds of each jitted (step, args), run in turn so that load hits all alike."""
   for step, args in steps.values():
-    jax.block_until_ready(step(*args))  # Compile.
+    jax.block_until_ready(step(*args))  # Warm up.
   times = {name: [] for name in steps}
   for _ in range(repeats):
     for name, (step, args) in steps.items():
@@ -300,8 +300,10 @@ def _time_alternated(steps: dict, repeats: int) -> dict:
 
 
 def _fwd_bwd(layer, x):
+  """The layer's fwd+bwd, compiled now: on the convolution path in force here."""
   loss = lambda p, x: jnp.sum(layer.apply(p, x) ** 2)
-  return jax.jit(jax.grad(loss, argnums=(0, 1))), (layer.init(jax.random.key(1), x), x)
+  args = (layer.init(jax.random.key(1), x), x)
+  return jax.jit(jax.grad(loss, argnums=(0, 1))).lower(*args).compile(), args
 
 
 def benchmark(batch: int = 64, size: int = 8, cin: int = 256,
