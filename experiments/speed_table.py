@@ -4,11 +4,14 @@
   python experiments/speed_table.py --torch_python=/path/to/torch/env/bin/python --steps=5 --out=runs/speed
   python experiments/speed_table.py --methods=vaegan,dcgan --torch_python=... --repeats=2
   python experiments/speed_table.py --pipeline_only --out=runs/speed      # TFDS pipeline vs in-memory batch
+  python experiments/speed_table.py --xla_convs --torch_python=...        # also genjax on XLA's convolutions
 
 For each method it alternates `python -m genjax.bench --config=configs/<m>.py:cifar10 --batch_size=B` and
 `experiments/torch_peer.py --method=<m> --batch_size=B` (same networks, losses and per-network updates at
 32×32×3), each in its own process, `--repeats` times, and keeps each side's best steps/s (machines are noisy:
-the best of alternated runs is the least disturbed). discreg's frozen classifier is a one-step
+the best of alternated runs is the least disturbed). With `--xla_convs` a third side, genjax with
+GENJAX_ONEDNN=0 (XLA's convolutions, as without the `cpu` extra), joins the alternation: the oneDNN
+extension's gain measured in the same run. discreg's frozen classifier is a one-step
 configs/classifier.py:cifar10 run on tfds mock data (speed does not depend on its weights). With
 `--pipeline`, every method's offline digits preset is also timed fed by the real TFDS pipeline
 (`genjax.bench --pipeline`), whose ratio to an in-memory batch should be ≥ 0.95. Writes
@@ -42,6 +45,7 @@ class Settings:
   batch_size: int = 64             # of both sides
   repeats: int = 1                 # alternated runs per side; the best steps/s is kept
   torch_python: str | None = None  # a Python with torch 2.13; None: genjax only
+  xla_convs: bool = False          # also genjax on XLA's convolutions (GENJAX_ONEDNN=0)
   peak_size: int = 2048            # side of the square float32 matmul that measures the machine's peak
 
 
@@ -55,6 +59,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("repeats", 1, "Alternated runs per side; the best steps/s is kept.", lower_bound=1)
   flags.DEFINE_integer("peak_size", 2048, "Side of the square float32 matmul that measures the machine's "
                        "peak FLOP/s (0: skip).", lower_bound=0)
+  flags.DEFINE_bool("xla_convs", False, "Also time genjax on XLA's convolutions (GENJAX_ONEDNN=0), alternated "
+                    "with the other sides.")
   flags.DEFINE_bool("pipeline", False, "Also time each digits preset on the real TFDS pipeline.")
   flags.DEFINE_bool("pipeline_only", False, "Only the pipeline table.")
   flags.DEFINE_string("out", None, "Directory for speed.md and speed.json (default: print only).")
@@ -106,24 +112,31 @@ def time_method(method: str, classifier: str, settings: Settings) -> dict:
   extra = [f"--batch_size={settings.batch_size}", f"--steps={settings.steps}"]
   if method == "discreg":
     extra.append(f"--config.discreg.classifier_workdir={classifier}")
-  best = {"genjax": None, "torch": None}
+  sides = {"genjax": (genjax_command(method, "cifar10", extra), None)}
+  if settings.xla_convs:
+    sides["genjax_xla"] = (genjax_command(method, "cifar10", extra), dict(os.environ, GENJAX_ONEDNN="0"))
+  if settings.torch_python:
+    sides["torch"] = ([settings.torch_python, "experiments/torch_peer.py", f"--method={method}",
+                       f"--batch_size={settings.batch_size}", f"--steps={settings.steps}"], None)
+  best = dict.fromkeys(sides)
   for _ in range(settings.repeats):
-    result = last_json(genjax_command(method, "cifar10", extra))
-    if not best["genjax"] or result["steps_per_sec"] > best["genjax"]["steps_per_sec"]:
-      best["genjax"] = result
-    if settings.torch_python:
-      peer = last_json([settings.torch_python, "experiments/torch_peer.py", f"--method={method}",
-                        f"--batch_size={settings.batch_size}", f"--steps={settings.steps}"])
-      if not best["torch"] or peer["steps_per_sec"] > best["torch"]["steps_per_sec"]:
-        best["torch"] = peer
-  ours, peer = best["genjax"], best["torch"]
-  row = {"method": method, "batch_size": settings.batch_size, "compile_s": ours["compile_s"],
-         "genjax_steps_per_sec": ours["steps_per_sec"], "genjax_images_per_sec": ours["images_per_sec"],
-         "gflop_per_step": round(ours["flops_per_step"] / 1e9, 1),
+    for side, (command, env) in sides.items():
+      result = last_json(command, env)
+      if not best[side] or result["steps_per_sec"] > best[side]["steps_per_sec"]:
+        best[side] = result
+  ours, xla, peer = best["genjax"], best.get("genjax_xla"), best.get("torch")
+  row = {"method": method, "batch_size": settings.batch_size, "convolutions": ours["convolutions"].split(" ")[0],
+         "compile_s": ours["compile_s"], "genjax_steps_per_sec": ours["steps_per_sec"],
+         "genjax_images_per_sec": ours["images_per_sec"], "gflop_per_step": round(ours["flops_per_step"] / 1e9, 1),
          "genjax_gflop_per_sec": round(ours["flops_per_sec"] / 1e9, 1)}
+  if xla:
+    row.update(xla_compile_s=xla["compile_s"], genjax_xla_steps_per_sec=xla["steps_per_sec"],
+               onednn_gain=round(ours["steps_per_sec"] / xla["steps_per_sec"], 2))
   if peer:
     row.update(torch_steps_per_sec=peer["steps_per_sec"],
                ratio=round(ours["steps_per_sec"] / peer["steps_per_sec"], 2))
+    if xla:
+      row["xla_ratio"] = round(xla["steps_per_sec"] / peer["steps_per_sec"], 2)
   return row
 
 
@@ -179,7 +192,7 @@ def main(argv):
   tables = {}
   if not f.pipeline_only:
     tables["speed"] = speed_rows(f.methods, Settings(f.steps, f.batch_size, f.repeats, f.torch_python,
-                                                        f.peak_size))
+                                                        f.xla_convs, f.peak_size))
   if f.pipeline or f.pipeline_only:
     tables["pipeline"] = pipeline_rows(f.methods, f.steps)
   text = "\n\n".join(f"### {name}\n\n{markdown(rows)}" for name, rows in tables.items())

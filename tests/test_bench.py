@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from genjax import bench
+from genjax.nets import onednn
 from tests.helpers import ROOT, load_config
 
 
@@ -15,7 +16,8 @@ def test_benchmark_reports_speed_flops_and_pipeline_ratio(tmp_path):
   result = bench.benchmark(config, num_steps=2, warmup=1, pipeline=True)
   assert result["steps_per_sec"] > 0 and result["compile_s"] > 0
   assert result["images_per_sec"] == round(result["steps_per_sec"] * 8, 1)
-  assert result["flops_per_step"] > 1e5  # conv layers of a VAE step, counted by XLA
+  assert result["flops_per_step"] > 1e5  # conv layers of a VAE step, counted by XLA (with XLA's convs)
+  assert result["convolutions"] == onednn.path()
   assert 0 < result["pipeline_ratio"]
   assert result["devices"] == 8
 

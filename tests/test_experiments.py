@@ -183,7 +183,8 @@ speed_table = _load("speed_table")
 
 
 def test_speed_table_times_both_sides_and_divides(tmp_path):
-  """genjax.bench for real (tiny batch) against a stand-in peer interpreter that reports 2 steps/s."""
+  """genjax.bench for real (tiny batch; also on XLA's convolutions) against a stand-in peer interpreter that
+  reports 2 steps/s."""
   peer = tmp_path / "peer_python"
   peer.write_text('#!/bin/sh\necho "{\\"steps_per_sec\\": 2.0}"\n')
   peer.chmod(0o755)
@@ -191,12 +192,16 @@ def test_speed_table_times_both_sides_and_divides(tmp_path):
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
   env.pop("XLA_FLAGS", None)
   done = subprocess.run([sys.executable, "experiments/speed_table.py", "--methods=vae", "--steps=1",
-                         "--batch_size=4", "--peak_size=256", f"--torch_python={peer}", f"--out={out}"],
+                         "--batch_size=4", "--peak_size=256", f"--torch_python={peer}", f"--out={out}",
+                         "--xla_convs"],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-3000:]
   (row,) = json.loads((out / "speed.json").read_text())["speed"]
   assert row["method"] == "vae" and row["batch_size"] == 4 and row["torch_steps_per_sec"] == 2.0
   assert row["ratio"] == round(row["genjax_steps_per_sec"] / 2.0, 2) and row["gflop_per_step"] > 0
+  assert row["xla_ratio"] == round(row["genjax_xla_steps_per_sec"] / 2.0, 2)
+  assert row["onednn_gain"] == round(row["genjax_steps_per_sec"] / row["genjax_xla_steps_per_sec"], 2)
+  assert row["convolutions"] in ("oneDNN", "XLA's")
   peer_share = 100 * 2.0 * row["gflop_per_step"] / row["peak_gflop_per_sec"]
   assert row["peak_gflop_per_sec"] > 0 and row["torch_pct_of_peak"] == round(peer_share)
   assert "| vae | 4 |" in (out / "speed.md").read_text()
