@@ -50,8 +50,10 @@ class Checkpointer:
     self.directory = os.path.join(os.path.abspath(workdir), subdir)
     self.meta = meta
     # A run killed while writing leaves a tmp directory that orbax never lists as a step; clean it up.
+    # Only where there is a directory: orbax cleans up in a thread, which a process that ends at once
+    # (`--mode=eval` on an empty workdir) would otherwise leave raising at interpreter shutdown.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=False, enable_async_checkpointing=True,
-                                           cleanup_tmp_directories=True)
+                                           cleanup_tmp_directories=os.path.isdir(self.directory))
     self._manager = ocp.CheckpointManager(
         self.directory, options=options,  # handlers named up front, so the state's metadata can be read alone
         item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})

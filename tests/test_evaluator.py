@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from genjax import modes, pretrained, train, validation
 from genjax.errors import CheckpointError, ConfigError, GenjaxError
+from genjax.core import gaussian_ae
 from genjax.evaluation import evaluator, likelihood, metrics
 from genjax.methods import get_method
 from tests.helpers import ROOT, load_config, random_batch
@@ -76,7 +77,8 @@ def test_in_loop_evaluation_writes_tensorboard_metrics_json_and_the_best_checkpo
   results = json.loads(open(os.path.join(workdir, "metrics.json")).read())
   assert set(RESULTS) <= set(results["eval"]) and all(math.isfinite(results["eval"][k]) for k in RESULTS)
   assert results["eval_setup"] == {"extractor": "random", "extractor_path": "-", "num_real": 40,
-                                   "num_generated": 40, "nll_samples": 4}
+                                   "num_generated": 40, "nll_samples": 4, "classifier_features": None,
+                                   "extractor_accuracy": None}
   fids = tensorboard_scalars(workdir, "eval/fid")
   assert sorted(fids) == [1, 2, 3]  # every step, the last one once
   assert fids[3] == pytest.approx(results["eval"]["fid"], rel=1e-6)
@@ -204,9 +206,9 @@ def test_vae_hook_elbo_matches_an_independent_elbo_and_iwae_exceeds_it():
   vae = get_method("vae")
   batch = random_batch(n=4)
   state = vae.init_state(config, jax.random.PRNGKey(0), batch)
-  state = state.replace(params={**state.params, vae.SIGMA: jnp.asarray(-0.3)})  # a learned σ_x ≠ 1
+  state = state.replace(params={**state.params, gaussian_ae.PIXEL_LOG_SIGMA: jnp.asarray(-0.3)})  # σ_x ≠ 1
   x = batch["image"]
-  hook = functools.partial(likelihood.hook(vae), num_samples=1024, config=config)
+  hook = functools.partial(vae.log_importance_weights, num_samples=1024)
   log_w = jax.jit(hook)(state, x, jax.random.PRNGKey(1))
   # Independent: E_q[log N(x | dec(z), σ_x²)] by Monte Carlo − KL(q ‖ N(0, I)) in closed form.
   mean, logvar = state.apply("encoder", x)

@@ -4,10 +4,10 @@
     L_K(x) = log (1/K) Σ_k w_k                                        (IWAE, eq. 8)
     E[L_1] = ELBO ≤ E[L_K] ≤ E[L_{K+1}] ≤ log p(x),  L_K → log p(x) as K → ∞    (Theorem 1)
 
-A method supplies the log weights through the optional hook
-`log_importance_weights(state, images, rng, num_samples, config) -> [K, N]`; the evaluator reports
+A method supplies the log weights through its Method record's
+`log_importance_weights(state, images, rng, num_samples) -> [K, N]`; the evaluator reports
 nll = −mean L_K and neg_elbo = −mean (1/K) Σ_k log w_k (the same draws, an unbiased −ELBO).
-genjax.methods.vae and genjax.methods.vampprior export it.
+The VAE, the discriminatively regularized VAE and the VampPrior VAE have it.
 """
 
 import math
@@ -49,7 +49,3 @@ def elbo(log_w: jax.Array) -> jax.Array:
   """(1/K) Σ_k log w_k per example: the Monte-Carlo ELBO of the same draws."""
   return jnp.mean(log_w, axis=0)
 
-
-def hook(method):
-  """The method's `log_importance_weights(state, images, rng, num_samples, config)`, or None."""
-  return getattr(method, "log_importance_weights", None)
