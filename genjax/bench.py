@@ -7,9 +7,9 @@ pipeline. Prints a readable summary and, last, one line of JSON:
   compile_s, steps_per_sec, images_per_sec, flops_per_step (XLA's cost analysis of the compiled step),
   flops_per_sec, convolutions (which path they take: oneDNN's or XLA's, see genjax/nets/onednn.py), and
   pipeline_steps_per_sec / pipeline_ratio when the pipeline was timed. XLA cannot count the FLOPs of
-  oneDNN's custom calls: with them, flops_per_step is the cost analysis of the same step lowered with
-  XLA's convolutions, before XLA's optimisations (not compiled: VAE/GAN's cifar10 step 332.7 GFLOP against
-  333.1 compiled, but the learned-prior AAE's digits step 3.38 against 2.61, where XLA drops work).
+  oneDNN's custom calls: with them, flops_per_step is the cost analysis of the same step compiled with
+  XLA's convolutions (compiled, not just lowered: before its optimisations XLA counts work it then drops,
+  413 against 316 GFLOP for the learned-prior AAE's cifar10 step).
 
 Machines are noisy: compare ratios measured in one run, e.g. two configs back to back.
 """
@@ -79,7 +79,7 @@ def benchmark(config, num_steps: int = 20, warmup: int = 3, pipeline: bool = Fal
   flops = _flops(compiled)
   if onednn.available(jax.numpy.dtype(config.dtype)):
     with onednn.disabled():
-      flops = _flops(compile_train_step(method, config, mesh, state).lower(state, batch))
+      flops = _flops(compile_train_step(method, config, mesh, state).lower(state, batch).compile())
 
   def repeat(x):
     while True:
