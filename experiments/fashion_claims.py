@@ -104,14 +104,21 @@ PEERS = {"vae": "vae", "vaegan": "vaegan", "aae": "aae", "vamp": "vampprior"}
 @dataclasses.dataclass
 class Job:
   """One process of the experiment: its command, the file whose presence means it is done, and the jobs
-  it waits for."""
+  it waits for. A training job is done only when its metrics.json says it reached `steps` (a run stopped
+  part-way writes one too)."""
   name: str
   command: list[str]
   done_file: str
   after: tuple[str, ...] = ()
+  steps: int = 0
 
   def done(self) -> bool:
-    return os.path.isfile(self.done_file)
+    if not os.path.isfile(self.done_file):
+      return False
+    if not self.steps:
+      return True
+    with open(self.done_file) as f:
+      return json.load(f).get("step", 0) >= self.steps
 
 
 def config_path(spec: str) -> str:
@@ -143,16 +150,19 @@ def finished(workdir: str) -> str:
 
 def training_jobs(workdir: str, seeds: Sequence[int], variants: Sequence[str], data_dir: str = "") -> list[Job]:
   """Classifiers first, then every variant seed by seed (so a first complete table comes early)."""
+  from genjax import config_lib  # pylint: disable=import-outside-toplevel
+  steps = lambda spec: config_lib.load_config(config_path(spec)).train.num_steps
   jobs = []
   for name, (spec, seed) in CLASSIFIERS.items():
     target = classifier_dir(workdir, name)
-    jobs.append(Job(f"classifier_{name}", train_command(spec, target, seed, data_dir=data_dir), finished(target)))
+    jobs.append(Job(f"classifier_{name}", train_command(spec, target, seed, data_dir=data_dir), finished(target),
+                    steps=steps(spec)))
   for seed in seeds:
     for variant in variants:
       v, target = VARIANT[variant], run_dir(workdir, variant, seed)
       after = ("classifier_discreg",) if v.config.startswith("discreg") else ()
       jobs.append(Job(f"{variant}_seed{seed}", train_command(v.config, target, seed, variant_overrides(workdir, v),
-                                                             data_dir), finished(target), after))
+                                                             data_dir), finished(target), after, steps(v.config)))
   return jobs
 
 

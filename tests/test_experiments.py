@@ -255,6 +255,17 @@ def test_scheduler_runs_jobs_in_order_of_their_dependencies_one_per_core(tmp_pat
   assert fashion_claims.schedule(jobs[:2], [0], str(tmp_path / "logs"), log=lambda text: None) == []  # all done
 
 
+def test_a_run_stopped_part_way_is_not_done(tmp_path):
+  """A stopped genjax run writes metrics.json at its last step: the job is done only at its full budget."""
+  job, = [j for j in fashion_claims.training_jobs(str(tmp_path), [0], ["vae"]) if j.name == "vae_seed0"]
+  assert job.steps == config_lib.load_config("vae:fashion").train.num_steps and not job.done()
+  os.makedirs(os.path.dirname(job.done_file))
+  for step, done in ((job.steps - 1, False), (job.steps, True)):
+    with open(job.done_file, "w") as f:
+      json.dump({"step": step}, f)
+    assert job.done() is done
+
+
 def test_evaluations_follow_the_runs_they_score():
   jobs = fashion_claims.training_jobs("w", [0], ["vae", "discreg"])
   jobs += fashion_claims.evaluation_jobs("w", [0], ["vae", "discreg"], peers=False)
