@@ -11,6 +11,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from genjax import losses
 from genjax.core.networks import compute_dtype
 from genjax.errors import ConfigError
 from genjax.evaluation import likelihood
@@ -43,6 +44,17 @@ def check_downsampling(image_shape, num_downsamples: int) -> None:
 def prior_sample(rng: jax.Array, num: int, latent_dim: int, dtype=jnp.float32) -> jax.Array:
   """z ~ N(0, I)."""
   return jax.random.normal(rng, (num, latent_dim), dtype)
+
+
+def reconstructions_and_prior_samples(state: TrainState, params, x: jax.Array, rng: jax.Array):
+  """Larsen et al.'s x̃ = Dec(z), z ~ q(z|x), and x_p = Dec(z_p), z_p ~ N(0, I), in one decoder pass over
+  [z; z_p] (the VAE/GAN and Khan et al.'s VAE): ((mean, logvar), [x̃; x_p], the nets' BatchNorm statistics)."""
+  rng_q, rng_p = jax.random.split(rng)
+  (mean, logvar), enc_stats = state.forward("encoder", params, x)
+  z = losses.reparameterize(rng_q, mean, logvar)
+  z_p = prior_sample(rng_p, x.shape[0], mean.shape[-1], mean.dtype)
+  decoded, dec_stats = state.forward("decoder", params, jnp.concatenate([z, z_p]))
+  return (mean, logvar), decoded, {**enc_stats, **dec_stats}
 
 
 def generate(state: TrainState, rng: jax.Array, num: int, condition=None) -> jax.Array:

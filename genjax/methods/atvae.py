@@ -82,12 +82,7 @@ def network_losses(config):
 
   def losses_fn(state, params, batch, rng):
     x = batch["image"]
-    n = x.shape[0]
-    rng_q, rng_p = jax.random.split(rng)
-    (mean, logvar), _ = state.forward("encoder", params, x)
-    z = losses.reparameterize(rng_q, mean, logvar)
-    z_p = gaussian_ae.prior_sample(rng_p, n, mean.shape[-1], mean.dtype)
-    decoded, _ = state.forward("decoder", params, jnp.concatenate([z, z_p]))
+    (mean, logvar), decoded, _ = gaussian_ae.reconstructions_and_prior_samples(state, params, x, rng)
     x_v, x_g = jnp.split(decoded, 2)
     (l_d, l_v, l_g), (z_d, z_v, _) = energy.energies(state, params, x, x_v, x_g)
     l_s = losses.mean_absolute_error(z_d, z_v) if cfg.similarity else jnp.zeros((), x.dtype)

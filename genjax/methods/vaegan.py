@@ -66,11 +66,7 @@ def network_losses(config):
   def losses_fn(state, params, batch, rng):
     x = batch["image"]
     n = x.shape[0]
-    rng_q, rng_p = jax.random.split(rng)
-    (mean, logvar), enc_stats = state.forward("encoder", params, x)
-    z = losses.reparameterize(rng_q, mean, logvar)
-    z_p = gaussian_ae.prior_sample(rng_p, n, mean.shape[-1], mean.dtype)
-    decoded, dec_stats = state.forward("decoder", params, jnp.concatenate([z, z_p]))
+    (mean, logvar), decoded, vae_stats = gaussian_ae.reconstructions_and_prior_samples(state, params, x, rng)
     x_tilde = decoded[:n]
     (logits, features), dis_stats = state.forward("discriminator", params, jnp.concatenate([x, decoded]))
     real_logits, recon_logits, prior_logits = jnp.split(logits, 3)
@@ -96,7 +92,7 @@ def network_losses(config):
     metrics = {"kl": kl, "feature_llike": llike, "gen_loss": gen_loss, "dis_loss": dis_loss,
                "dis_real_bce": real_bce, "dis_fake_bce": fake_bce, "dis_recon_bce": recon_bce,
                "pixel_mse": jnp.mean(jnp.square(x - x_tilde))}
-    return own, Aux(metrics, {**enc_stats, **dec_stats, **dis_stats})
+    return own, Aux(metrics, {**vae_stats, **dis_stats})
   return losses_fn
 
 
