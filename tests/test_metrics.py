@@ -192,6 +192,15 @@ def test_precision_recall_with_tied_distances_matches_the_reference():
   assert metrics.precision_recall(real, fake) == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_kth_neighbour_counts_ties_like_a_sort(k):
+  """The k-th nearest other point, with duplicated points (several at distance 0): a sort's answer."""
+  rng = np.random.default_rng(12)
+  points = rng.integers(0, 3, (40, 2)).astype(np.float32)  # 9 distinct values for 40 points
+  expected = np.sort(((points[:, None] - points[None]) ** 2).sum(-1), axis=1)[:, k]
+  np.testing.assert_array_equal(np.asarray(metrics._kth_neighbour(points, points, k)), expected)
+
+
 def test_class_histogram_counts_covered_classes_and_entropy():
   logits = np.full((100, 4), -5.0)
   classes = np.array([0] * 50 + [1] * 47 + [2] * 3)  # class 3 never, class 2 at 3 % (≥ 10 % of 25 %)

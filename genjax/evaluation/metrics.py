@@ -246,8 +246,16 @@ def _sq_distances(a, b):
 
 @functools.partial(jax.jit, static_argnums=2)
 def _kth_neighbour(rows, points, k):
-  """Squared distance from each row to its k-th nearest point, the row itself (distance 0) excluded."""
-  return -lax.top_k(-_sq_distances(rows, points), k + 1)[0][:, k]
+  """Squared distance from each row to its k-th nearest point, the row itself (distance 0) excluded.
+
+  The (k + 1)-th smallest distance, found by taking out the row's minimum k times (one entry each time,
+  so ties count as often as they occur, as in a sort): XLA:CPU's top_k over 10,000 columns takes 4–7×
+  as long as computing the distances themselves; k + 1 passes of min take about half as long again.
+  """
+  distances = _sq_distances(rows, points)
+  row = jnp.arange(distances.shape[0])
+  take_out_minimum = lambda _, d: d.at[row, jnp.argmin(d, axis=1)].set(jnp.inf)
+  return jnp.min(lax.fori_loop(0, k, take_out_minimum, distances), axis=1)
 
 
 @jax.jit
