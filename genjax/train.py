@@ -11,9 +11,9 @@ import time
 
 import jax
 import jax.numpy as jnp
-from clu import metric_writers, metrics as clu_metrics, periodic_actions
+from clu import metrics as clu_metrics
 
-from genjax import data, methods, modes, parallel, pretrained, progress, results, validation
+from genjax import data, methods, modes, parallel, pretrained, progress, results, validation, writers
 from genjax.checkpoint import Checkpointer
 from genjax.errors import NonFiniteError
 from genjax.evaluation import evaluator as evaluation
@@ -83,8 +83,7 @@ class Run:
   def writer(self):
     """TensorBoard (and log) writer, made on first use: a finished run that is re-run writes nothing."""
     if self._writer is None:
-      self._writer = metric_writers.create_default_writer(
-          self.workdir, just_logging=jax.process_index() > 0, asynchronous=True)
+      self._writer = writers.create_writer(self.workdir, just_logging=jax.process_index() > 0)
       if self.start_step == 0:
         self._writer.write_hparams(results.flatten(self.config.to_dict()))
     return self._writer
@@ -154,7 +153,6 @@ def train(run: Run) -> tuple[TrainState, dict[str, float] | None]:
   train_step = compile_train_step(run.method, run.config, run.mesh, state)
   batches = parallel.prefetch(run.batches, run.mesh)
   run.progress.note(f"training steps {start + 1}..{cfg.num_steps} in {run.workdir} (compiling the step first)")
-  report = periodic_actions.ReportProgress(num_train_steps=cfg.num_steps, writer=run.writer, every_steps=cfg.log_every)
   pending, summary = None, None
   last_step = lambda step: step == cfg.num_steps or run.stop.requested
   every = lambda n: lambda step: step % n == 0 or last_step(step)
@@ -163,14 +161,14 @@ def train(run: Run) -> tuple[TrainState, dict[str, float] | None]:
     with jax.profiler.StepTraceAnnotation("train", step_num=step):
       state, metrics = train_step(state, next(batches))
     pending = accumulate(pending, metrics)
-    report(step)
     run.progress.step(step)
     if every(cfg.log_every)(step):
       summary = checked_summary(pending, step)
       if summary.get(SKIPPED):
         run.progress.note(f"skipped {round(float(pending[SKIPPED].total))} non-finite update(s) by step {step}")
       pending = None
-      run.writer.write_scalars(step, {**summary, **run.memory.log(step)})
+      speed = {"steps_per_sec": rate} if (rate := run.progress.steps_per_sec()) else {}
+      run.writer.write_scalars(step, {**summary, **speed, **run.memory.log(step)})
       run.progress.summary(step, summary)
     if every(cfg.image_every)(step) and (grids := run.visuals.grids(state)):
       run.writer.write_images(step, grids)

@@ -1,4 +1,4 @@
-"""Tests for genjax.data: the offline `digits` builder, Fashion-MNIST from local files, the input pipeline."""
+"""Tests for genjax.data: digits and Fashion-MNIST in memory from local files, TFDS datasets through tf.data."""
 
 import os
 
@@ -9,21 +9,12 @@ from sklearn.datasets import load_digits
 import tensorflow_datasets as tfds
 
 from genjax import data
-from genjax.data import digits
-from genjax.data import pipeline
-from genjax.data import prepare
+from genjax.data import memory
+from genjax.data import registry
 from genjax.errors import ConfigError, DataError
 
 HOST = {"process_index": 0, "process_count": 1}
 MOCKED = [name for name in data.DATASETS if name not in ("digits", "fashion_mnist")]
-
-
-@pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-  """A data_dir where `digits` is prepared once for the whole module."""
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  tfds.builder("digits", data_dir=data_dir).download_and_prepare()
-  return data_dir
 
 
 def _config(name="digits", image_size=32, data_dir="", **kwargs):
@@ -42,31 +33,31 @@ def _assert_batches_equal(a, b):
     np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-# --- The digits builder ---
+# --- digits: scikit-learn's, in memory ---
 
 
-def test_digits_builder_splits_and_features(digits_dir):
-  builder = tfds.builder("digits", data_dir=digits_dir)
-  splits = builder.info.splits
-  assert (splits["train"].num_examples, splits["test"].num_examples) == (
-      1500, 297)
+def test_digits_splits_are_scikit_learns_order():
+  splits = memory.digits()
   target = load_digits().target
-  assert splits.total_num_examples == len(target) == 1797
-  for name, labels_expected in [("train", target[:1500]),
-                                ("test", target[1500:])]:
-    batch = tfds.as_numpy(builder.as_dataset(split=name, batch_size=-1))
-    images, labels = batch["image"], batch["label"]
-    assert images.shape == (len(labels_expected), 32, 32, 1)
-    assert images.dtype == np.uint8
+  for name, expected in [("train", target[:1500]), ("test", target[1500:])]:
+    images, labels = splits[name]
+    assert images.shape == (len(expected), 32, 32, 1) and images.dtype == np.uint8
     assert images.min() == 0 and images.max() == 255
-    # Kept in scikit-learn's order: the split is by index.
-    np.testing.assert_array_equal(labels, labels_expected)
-  assert set(labels.tolist()) == set(range(10))
+    np.testing.assert_array_equal(labels, expected)  # kept in scikit-learn's order: the split is by index
+
+
+def test_split_expressions_are_tfds_slices():
+  splits = memory.digits()
+  images, labels = memory.select(splits, "digits", "train[:10%]+test[-7:]")
+  np.testing.assert_array_equal(labels, np.concatenate([splits["train"][1][:150], splits["test"][1][-7:]]))
+  assert images.shape == (157, 32, 32, 1)
+  with pytest.raises(DataError, match="invalid split 'train\\[:abc\\]'"):
+    memory.select(splits, "digits", "train[:abc]")
 
 
 def test_digits_upscale_is_smooth():
   image8 = load_digits().images[0]
-  big = digits.upscale(image8)
+  big = memory.upscale_digit(image8)
   assert big.shape == (32, 32, 1) and big.dtype == np.uint8
   # Smooth, not nearest-neighbour: more distinct levels than the 8x8 has.
   assert len(np.unique(big)) > 2 * len(np.unique(image8))
@@ -107,7 +98,7 @@ def test_unknown_dataset_lists_known_names():
     data.create_dataset(_config("kmnist"), batch_size=2, seed=0, **HOST)
 
 
-# --- Pipeline on digits ---
+# --- Batches of digits ---
 
 
 @pytest.mark.parametrize("size", [32, 16])
@@ -173,18 +164,18 @@ def test_eval_is_one_ordered_pass(digits_dir):
   np.testing.assert_array_equal(labels, load_digits().target[1500:])
 
 
-def test_hosts_read_disjoint_parts(digits_dir):
+def test_processes_take_their_rows_of_every_global_batch(digits_dir):
+  """N processes together read exactly the batches one process reads (training and evaluation)."""
   config = _config(image_size=16, data_dir=digits_dir)
-  parts = [np.concatenate([b["label"] for b in data.create_dataset(
-      config, batch_size=64, seed=0, train=False, process_index=i,
-      process_count=2)]) for i in range(2)]
-  assert abs(len(parts[0]) - len(parts[1])) <= 1
-  np.testing.assert_array_equal(np.concatenate(parts),
-                                load_digits().target[1500:])
-  train = [next(data.create_dataset(config, batch_size=16, seed=0,
-                                    process_index=i, process_count=2))
+  one = _take(data.create_dataset(config, batch_size=64, seed=0, **HOST), 30)  # 30 * 64 > 1500: two epochs
+  parts = [_take(data.create_dataset(config, batch_size=32, seed=0, process_index=i, process_count=2), 30)
            for i in range(2)]
-  assert not np.array_equal(train[0]["image"], train[1]["image"])
+  for whole, first, second in zip(one, *parts):
+    _assert_batches_equal(whole, {k: np.concatenate([first[k], second[k]]) for k in whole})
+  evals = [list(data.create_dataset(config, batch_size=64, seed=0, train=False, process_index=i, process_count=2))
+           for i in range(2)]
+  labels = np.concatenate([b["label"] for pair in zip(*evals) for b in pair] + [b["label"] for b in evals[0][2:]])
+  np.testing.assert_array_equal(labels, load_digits().target[1500:])  # 297 = 2 * 128 + 41: the last one on p0
 
 
 def test_default_process_index(digits_dir):
@@ -212,8 +203,8 @@ def test_bad_batch_arguments(digits_dir):
 
 def test_split_aliases():
   spec = data.DATASETS["stl10"]
-  assert pipeline._canonical_split(spec, "unlabeled") == "unlabelled"
-  assert pipeline._canonical_split(spec, "train+unlabeled[:10%]") == (
+  assert registry.canonical_split(spec, "unlabeled") == "unlabelled"
+  assert registry.canonical_split(spec, "train+unlabeled[:10%]") == (
       "train+unlabelled[:10%]")
 
 
@@ -256,37 +247,34 @@ def test_not_prepared_is_one_actionable_line(name, tmp_path):
   assert list(tmp_path.iterdir()) == []  # Nothing was downloaded.
 
 
-# --- Fashion-MNIST: TFDS's own builder, prepared from the original idx files (Debian's dataset-fashion-mnist) ---
-
-FASHION_FILES = prepare.FASHION_MNIST_DIR
+# --- Fashion-MNIST: in memory from the original idx files (Debian's dataset-fashion-mnist) ---
 
 
 @pytest.fixture(scope="module")
-def fashion_dir(tmp_path_factory):
-  """Fashion-MNIST prepared for real, once, from the installed original files (CI installs the package)."""
-  if not os.path.isdir(FASHION_FILES):
-    pytest.fail(f"{FASHION_FILES} is missing: apt-get install dataset-fashion-mnist (.ci/run does)")
-  data_dir = str(tmp_path_factory.mktemp("fashion_tfds"))
-  next(data.create_dataset(_config("fashion_mnist", data_dir=data_dir), batch_size=1, seed=0, train=False, **HOST))
-  return data_dir
+def fashion_files():
+  if not os.path.isdir(memory.FASHION_MNIST_DIR):
+    pytest.fail(f"{memory.FASHION_MNIST_DIR} is missing: apt-get install dataset-fashion-mnist (.ci/run does)")
+  return memory.FASHION_MNIST_DIR
 
 
-def test_fashion_mnist_is_tfds_own_dataset_prepared_from_the_original_files(fashion_dir):
-  builder = tfds.builder("fashion_mnist", data_dir=fashion_dir)
-  assert builder.is_prepared() and str(builder.version) == "3.0.1"  # TFDS's builder, version and splits
-  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 60_000, "test": 10_000}
-  assert builder.info.features["label"].names[:2] == ["T-shirt/top", "Trouser"]
-  assert not os.path.isdir(os.path.join(fashion_dir, "downloads"))  # the copies went with a scratch dir
-  test = data.create_dataset(_config("fashion_mnist", data_dir=fashion_dir), batch_size=10_000, seed=0,
-                             train=False, **HOST)
-  batch = next(test)
-  assert batch["image"].shape == (10_000, 32, 32, 1) and batch["image"].dtype == np.float32
-  assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
-  np.testing.assert_array_equal(np.bincount(batch["label"], minlength=10), [1000] * 10)  # the real test split
+def test_fashion_mnist_is_the_original_files(fashion_files):
+  splits = memory.fashion_mnist()
+  assert {k: (v[0].shape, v[0].dtype) for k, v in splits.items()} == {
+      "train": ((60_000, 28, 28, 1), np.uint8), "test": ((10_000, 28, 28, 1), np.uint8)}
+  for _, labels in splits.values():
+    np.testing.assert_array_equal(np.bincount(labels), [len(labels) // 10] * 10)
+  test = next(data.create_dataset(_config("fashion_mnist", image_size=28), batch_size=10_000, seed=0, train=False,
+                                  **HOST))
+  np.testing.assert_array_equal(test["label"], splits["test"][1])  # the file's order
+  np.testing.assert_allclose(test["image"], splits["test"][0] / 127.5 - 1.0, atol=1e-6)  # native size: no resize
+  upsampled = next(data.create_dataset(_config("fashion_mnist", image_size=32), batch_size=8, seed=0, train=False,
+                                       **HOST))["image"]
+  assert upsampled.shape == (8, 32, 32, 1) and -1.0 <= upsampled.min() and upsampled.max() <= 1.0
+  assert abs(upsampled.mean() - test["image"][:8].mean()) < 0.02  # bilinear keeps the brightness
 
 
-def test_fashion_mnist_train_batches_are_real_and_resumable(fashion_dir):
-  config = _config("fashion_mnist", data_dir=fashion_dir)
+def test_fashion_mnist_train_batches_are_real_and_resumable(fashion_files):
+  config = _config("fashion_mnist")
   first = _take(data.create_dataset(config, batch_size=64, seed=1, **HOST), 3)
   again = _take(data.create_dataset(config, batch_size=64, seed=1, skip_batches=2, **HOST), 1)
   _assert_batches_equal(first[2], again[0])
@@ -294,12 +282,11 @@ def test_fashion_mnist_train_batches_are_real_and_resumable(fashion_dir):
 
 
 def test_fashion_mnist_without_its_files_names_the_apt_command_and_the_option(tmp_path, monkeypatch):
-  monkeypatch.setattr(prepare, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+  monkeypatch.setattr(memory, "FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
   with pytest.raises(DataError) as info:
-    data.create_dataset(_config("fashion_mnist", data_dir=str(tmp_path / "tfds")), batch_size=4, seed=0, **HOST)
+    data.create_dataset(_config("fashion_mnist"), batch_size=4, seed=0, **HOST)
   message = str(info.value)
   assert "\n" not in message and "apt-get install dataset-fashion-mnist" in message
   assert "--config.data.manual_dir" in message
   with pytest.raises(DataError, match="lacks Fashion-MNIST's train-images-idx3-ubyte.gz"):
-    data.create_dataset(_config("fashion_mnist", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path)),
-                        batch_size=4, seed=0, **HOST)
+    data.create_dataset(_config("fashion_mnist", manual_dir=str(tmp_path)), batch_size=4, seed=0, **HOST)

@@ -17,6 +17,7 @@ from genjax import train
 from genjax.interrupt import Interrupted
 from genjax.methods import vae
 from tests.helpers import ROOT, assert_trees_close, load_config
+from tests.test_without_tensorflow import without_tensorflow_env
 
 STATE_FIELDS = ("step", "params", "batch_stats", "opt_state", "rng", "extra")
 
@@ -42,8 +43,8 @@ def test_sigkill_at_a_random_moment_then_resume_equals_an_uninterrupted_run(digi
           "--config.model.latent_dim=8", "--config.batch_size=8", "--config.data.image_size=16",
           f"--config.data.data_dir={digits_dir}", "--config.train.num_image_samples=4",
           *[f"--config.train.{k}={v}" for k, v in overrides.items()]]
-  process = subprocess.Popen([sys.executable, "-m", "genjax.main", *args], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  process = subprocess.Popen([sys.executable, "-m", "genjax.main", *args], cwd=ROOT, env=without_tensorflow_env(one_device=False),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # the TensorFlow-free path
   deadline = time.time() + 600
   while not (killed / "checkpoints" / "2").exists() and process.poll() is None and time.time() < deadline:
     time.sleep(0.05)

@@ -1,4 +1,4 @@
-"""Input pipeline: TFDS records -> resumable host-local numpy batches.
+"""TFDS records -> resumable host-local numpy batches, with tf.data (TensorFlow).
 
 Training order is a pure function of the seed (and of TF's global seed, which
 genjax never sets). Epoch e is the host's split
@@ -9,7 +9,6 @@ training split is decoded once, cached in memory, and shuffled decoded).
 """
 
 import functools
-import numbers
 import sys
 from typing import Iterator
 
@@ -17,9 +16,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from genjax.data import prepare
 from genjax.data import registry
-from genjax.errors import ConfigError, DataError
+from genjax.errors import DataError
 
 try:  # TF is only the input pipeline: the accelerators belong to JAX.
   tf.config.set_visible_devices([], "GPU")
@@ -28,44 +26,16 @@ except RuntimeError:  # TF already initialised its devices elsewhere.
 
 _DEFAULT_SHUFFLE_BUFFER = 10_000
 _CACHE_BYTES = 256 * 2**20  # float32 images of a training split decoded once (digits 6 MB, MNIST 245 MB)
-_MAX_SEED = 2**31 - 1
+_MAX_SEED = 2**31 - 1  # tf.random's seeds
 
 
-def create_dataset(data_config, *, batch_size: int, seed: int,
-                   split: str | None = None, train: bool = True,
-                   skip_batches: int = 0, process_index: int | None = None,
-                   process_count: int | None = None
-                   ) -> Iterator[dict[str, np.ndarray]]:
-  """Yields this host's batches of `data_config.name`.
-
-  Args:
-    data_config: ConfigDict with name, image_size, split, eval_split, data_dir
-      and shuffle_buffer.
-    batch_size: examples per batch on this host.
-    seed: fixes the training order; the same seed gives identical batches.
-    split: TFDS split; defaults to data.split (train) or data.eval_split.
-    train: shuffle and repeat forever, dropping no example but never yielding
-      a partial batch; otherwise one ordered pass ending in a partial batch.
-    skip_batches: start at this batch, e.g. the step of a resumed run.
-    process_index: this host; defaults to jax.process_index().
-    process_count: number of hosts; defaults to jax.process_count().
-
-  Returns:
-    Iterator of {"image": float32 [B, S, S, C] in [-1, 1], "label": int32 [B]}
-    plus "attributes" float32 [B, 40] for celeb_a and "condition" float32 for
-    datasets with such a feature.
-  """
+def create_dataset(data_config, *, split: str, batch_size: int, seed: int, train: bool, skip_batches: int,
+                   process_index: int, process_count: int) -> Iterator[dict[str, np.ndarray]]:
+  """This process's batches of a TFDS dataset (see genjax.data.create_dataset, which checks the arguments
+  and resolves the split and the processes)."""
   size, _, channels = registry.image_shape(data_config)
   spec = registry.get_spec(data_config.name)
-  _check_int("batch_size", batch_size, minimum=1)
-  _check_int("skip_batches", skip_batches, minimum=0)
-  seed = int(seed) % _MAX_SEED
-  if split is None:
-    key, default = (("split", spec.train_split) if train else
-                    ("eval_split", spec.eval_split))
-    split = data_config.get(key) or default
-  split = _canonical_split(spec, split)
-  builder = _builder(spec, data_config.get("data_dir"), data_config.get("manual_dir"))
+  builder = tfds.builder(spec.tfds_name, data_dir=data_config.get("data_dir") or None)
   records = _read(builder, data_config.name, spec, split,
                   _host_split(split, process_index, process_count),
                   train=train, seed=seed)
@@ -87,29 +57,6 @@ def create_dataset(data_config, *, batch_size: int, seed: int,
   ds = ds.batch(batch_size, drop_remainder=train)
   ds = ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
   return ds.as_numpy_iterator()
-
-
-def _check_int(name: str, value, *, minimum: int):
-  if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-      or value < minimum):
-    raise ConfigError(
-        f"invalid {name} {value!r}: pass an integer >= {minimum}")
-
-
-def _canonical_split(spec, split: str) -> str:
-  """Maps aliases ("unlabeled") to TFDS names inside a split expression."""
-  parts = []
-  for part in split.split("+"):
-    name, bracket, rest = part.strip().partition("[")
-    parts.append(spec.split_aliases.get(name, name) + bracket + rest)
-  return "+".join(parts)
-
-
-def _builder(spec, data_dir: str | None, manual_dir: str | None = None):
-  """The TFDS builder; an offline dataset (digits, fashion_mnist) is prepared here on first use."""
-  builder = tfds.builder(spec.tfds_name, data_dir=data_dir or None)
-  prepare.prepare(builder, spec.tfds_name, manual_dir)
-  return builder
 
 
 def _read(builder, name: str, spec, split: str, host_split, *, train: bool,
@@ -151,17 +98,8 @@ def _not_prepared_message(name: str, spec, builder) -> str:
   return f"{message}; {spec.hint}" if spec.hint else message
 
 
-def _host_split(split: str, process_index, process_count):
+def _host_split(split: str, process_index: int, process_count: int):
   """This host's disjoint part of the split."""
-  if process_index is None or process_count is None:
-    import jax  # pylint: disable=g-import-not-at-top
-    process_index = (jax.process_index() if process_index is None
-                     else process_index)
-    process_count = (jax.process_count() if process_count is None
-                     else process_count)
-  if not 0 <= process_index < process_count:
-    raise ConfigError(f"invalid process_index {process_index} for "
-                      f"process_count {process_count}: need 0 <= index < count")
   if process_count == 1:
     return split
   return tfds.split_for_jax_process(

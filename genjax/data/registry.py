@@ -36,6 +36,7 @@ class DatasetSpec:
     attributes: number of binary attributes (celeb_a: 40), else 0.
     split_aliases: accepted spellings of split names, e.g. stl10 "unlabeled".
     hint: extra advice appended to the "not prepared" error.
+    in_memory: read into memory with numpy (genjax/data/memory.py, no TensorFlow), not from TFDS records.
   """
   tfds_name: str
   channels: int
@@ -46,13 +47,14 @@ class DatasetSpec:
   attributes: int = 0
   split_aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
   hint: str = ""
+  in_memory: bool = False
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    # Ours: scikit-learn's digits, prepared offline on first use.
-    "digits": DatasetSpec("digits", channels=1, num_classes=10),
-    # TFDS's own builder, prepared offline from the original idx files (genjax/data/prepare.py).
-    "fashion_mnist": DatasetSpec("fashion_mnist", channels=1, num_classes=10),
+    # In memory, from local files (genjax/data/memory.py): scikit-learn's bundled digits, and
+    # Fashion-MNIST's original idx files (Debian's dataset-fashion-mnist or data.manual_dir).
+    "digits": DatasetSpec("digits", channels=1, num_classes=10, in_memory=True),
+    "fashion_mnist": DatasetSpec("fashion_mnist", channels=1, num_classes=10, in_memory=True),
     "mnist": DatasetSpec("mnist", channels=1, num_classes=10),
     "cifar10": DatasetSpec("cifar10", channels=3, num_classes=10),
     "svhn_cropped": DatasetSpec("svhn_cropped", channels=3, num_classes=10),
@@ -111,3 +113,17 @@ def image_shape(data_config) -> tuple[int, int, int]:
         f"invalid data.image_size {size!r}: set --config.data.image_size to a "
         "positive integer such as 32")
   return (int(size), int(size), spec.channels)
+
+
+def canonical_split(spec: DatasetSpec, split: str) -> str:
+  """Maps aliases ("unlabeled") to TFDS names inside a split expression."""
+  parts = []
+  for part in split.split("+"):
+    name, bracket, rest = part.strip().partition("[")
+    parts.append(spec.split_aliases.get(name, name) + bracket + rest)
+  return "+".join(parts)
+
+
+def check_int(name: str, value, *, minimum: int) -> None:
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    raise ConfigError(f"invalid {name} {value!r}: pass an integer >= {minimum}")

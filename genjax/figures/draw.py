@@ -6,11 +6,13 @@ t-SNE and curves plot with matplotlib, imported when first used (`pip install -e
 checkout). genjax.figures.write puts these together for a trained workdir.
 """
 
-import glob
 import math
 import os
+import struct
+from typing import Iterator
 
 import numpy as np
+from etils import epath
 
 from genjax.errors import GenjaxError
 
@@ -382,15 +384,12 @@ def read_scalars(logdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   subdirectories), sorted by step; a step written again (by a resumed run's later file) keeps the
   latest value.
 
-  Reads what clu's metric_writers write (TF2 summaries: scalars as tensors) and TF1 simple values; a
-  truncated last record (a run still writing, or killed) ends that file.
+  Reads scalars as simple values (genjax.writers) and as TF2 summary tensors (clu's and tf.summary's
+  writers), without TensorFlow; a truncated last record (a run still writing, or killed) ends that file.
   """
-  pattern = os.path.join(logdir, "events.out.tfevents.*")
-  import tensorflow as tf
-  paths = tf.io.gfile.glob(pattern) if "://" in logdir else glob.glob(pattern)
-  files = sorted(_read_event_file(path) for path in paths)  # in the order they were started
+  files = sorted(_read_event_file(path) for path in epath.Path(logdir).glob("events.out.tfevents.*"))
   series: dict[str, dict[int, float]] = {}
-  for _, _, points in files:
+  for _, _, points in files:  # in the order they were started
     for tag, step, value in points:
       series.setdefault(tag, {})[step] = value
   out = {}
@@ -400,29 +399,39 @@ def read_scalars(logdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   return out
 
 
-def _read_event_file(path: str) -> tuple[float, str, list[tuple[str, int, float]]]:
+def _read_event_file(path) -> tuple[float, str, list[tuple[str, int, float]]]:
   """(wall time of its first event, path, [(tag, step, value)] of its scalars)."""
-  import tensorflow as tf
-  from tensorflow.core.util import event_pb2
+  from tensorboard.compat.proto import event_pb2  # pylint: disable=import-outside-toplevel
   started, points = math.inf, []
-  try:
-    for record in tf.data.TFRecordDataset(path):
-      event = event_pb2.Event.FromString(record.numpy())
-      started = min(started, event.wall_time)
-      for value in event.summary.value:
-        scalar = _scalar(value, tf)
-        if scalar is not None:
-          points.append((value.tag, int(event.step), scalar))
-  except tf.errors.DataLossError:
-    pass
-  return started, path, points
+  for record in _tfrecords(path):
+    event = event_pb2.Event.FromString(record)
+    started = min(started, event.wall_time)
+    for value in event.summary.value:
+      scalar = _scalar(value)
+      if scalar is not None:
+        points.append((value.tag, int(event.step), scalar))
+  return started, str(path), points
 
 
-def _scalar(value, tf) -> float | None:
+def _tfrecords(path) -> Iterator[bytes]:
+  """The records of a TFRecord file (length, its CRC, data, its CRC), up to a truncated last one.
+
+  Read directly because TensorBoard's own reader imports TensorFlow wherever it is installed."""
+  with epath.Path(path).open("rb") as f:
+    while len(header := f.read(12)) == 12:
+      length = struct.unpack("<Q", header[:8])[0]
+      record = f.read(length)
+      if len(record) < length or len(f.read(4)) < 4:
+        return
+      yield record
+
+
+def _scalar(value) -> float | None:
   kind = value.WhichOneof("value")
   if kind == "simple_value":
     return float(value.simple_value)
   if kind == "tensor" and value.metadata.plugin_data.plugin_name == "scalars":
-    array = tf.make_ndarray(value.tensor)
+    from tensorboard.util import tensor_util  # pylint: disable=import-outside-toplevel
+    array = tensor_util.make_ndarray(value.tensor)
     return float(array) if array.size == 1 else None
   return None
