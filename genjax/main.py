@@ -24,7 +24,12 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "Train, 
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "latest", ["latest", "best"],
                                 "--mode=eval/sample: the latest checkpoint, or the best by config.eval.best_metric.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "--mode=sample: how many images.", lower_bound=1)
-_MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() (multi-host TPU pods).")
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "Start JAX's multi-process runtime with the cluster's own settings "
+                                "(jax.distributed.initialize(): TPU pods, SLURM, ...).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, for a run of several "
+                                   "processes (with --num_processes and --process_id).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.", lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0 .. num_processes - 1.", lower_bound=0)
 flags.mark_flags_as_required(["config", "workdir"])
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "genjax", "xla")
 
@@ -39,8 +44,9 @@ def main(argv):
     import jax  # pylint: disable=import-outside-toplevel
     # A re-run or resume of the same config compiles nothing again (JAX_COMPILATION_CACHE_DIR to move it).
     jax.config.update("jax_compilation_cache_dir", os.environ.get("JAX_COMPILATION_CACHE_DIR", CACHE))
-    if _MULTIHOST.value:
-      jax.distributed.initialize()
+    if _MULTIHOST.value or _COORDINATOR.value:
+      from genjax import parallel  # pylint: disable=import-outside-toplevel
+      parallel.initialize_processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from genjax import validation  # pylint: disable=import-outside-toplevel
     validation.validate(config)  # before the data pipeline and the writers load TensorFlow: errors come fast
     from genjax import modes, train  # pylint: disable=import-outside-toplevel

@@ -11,7 +11,21 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from genjax.errors import ConfigError
+
 AXIS = "data"
+
+
+def initialize_processes(coordinator_address: str | None = None, num_processes: int | None = None,
+                         process_id: int | None = None) -> None:
+  """JAX's multi-process runtime (jax.distributed.initialize): with these arguments, or (all None) with
+  what the cluster provides (TPU pods, SLURM, ...). CPU processes exchange their collectives over gloo."""
+  if coordinator_address and (num_processes is None or process_id is None):
+    raise ConfigError("--coordinator_address needs --num_processes and --process_id")
+  if process_id is not None and num_processes is not None and process_id >= num_processes:
+    raise ConfigError(f"--process_id {process_id} is not below --num_processes {num_processes}")
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
 
 
 def make_mesh(devices=None) -> Mesh:

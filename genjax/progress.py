@@ -48,11 +48,12 @@ def format_value(value: float) -> str:
 class Progress:
   """The progress display of one run: `step()` after every train step, `summary()` with the averages of
   each log interval, `note()` for an event line. Writes to `stream` (stderr); a live bar if it is a
-  terminal, else a line per summary."""
+  terminal, else a line per summary; nothing when `quiet` (the other processes of a multi-process run)."""
 
-  def __init__(self, name: str, start: int, total: int, keys: Sequence[str] = (), stream=None):
+  def __init__(self, name: str, start: int, total: int, keys: Sequence[str] = (), stream=None,
+               quiet: bool = False):
     self.name, self.start, self.total, self.keys = name, start, total, tuple(keys)
-    self.stream = stream or sys.stderr
+    self.stream = open(os.devnull, "w") if quiet else (stream or sys.stderr)  # pylint: disable=consider-using-with
     self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
     self.current, self.values, self.t0, self.first, self._drawn = start, {}, None, None, 0.0
 

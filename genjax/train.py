@@ -105,7 +105,8 @@ class Run:
     best = evaluation.BestCheckpoint(workdir, meta, config) if config.eval.best_metric else None
     return cls(method, config, workdir, mesh, state, checkpointer, evaluator, best,
                Visuals(method, config, mesh, held_out),
-               progress.Progress(config.method, start, config.train.num_steps, method.progress),
+               progress.Progress(config.method, start, config.train.num_steps, method.progress,
+                                 quiet=jax.process_index() > 0),
                progress.HostMemory(), StopOnSignal(), batches, start)
 
   def finished_before(self) -> bool:

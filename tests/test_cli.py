@@ -54,6 +54,10 @@ CASES = {
     "unknown split": (["--config=configs/vae.py", *TINY, "--config.data.split=trian"], "no split 'trian'"),
     "negative loss weight": (["--config=configs/vae.py", *TINY, "--config.loss.beta=-1.0"], "loss.beta"),
     "zero latent size": (["--config=configs/vae.py", *TINY, "--config.model.latent_dim=0"], "model.latent_dim"),
+    "coordinator alone": (["--config=configs/vae.py", *TINY, "--coordinator_address=localhost:1"],
+                          "--coordinator_address needs --num_processes and --process_id"),
+    "process id too large": (["--config=configs/vae.py", *TINY, "--coordinator_address=localhost:1",
+                              "--num_processes=2", "--process_id=2"], "--process_id 2 is not below --num_processes 2"),
 }
 
 

@@ -181,5 +181,5 @@ def _resizer(native: tuple[int, int], size: int, channels: int):
     resized = jax.image.resize(images.astype(np.float32), (images.shape[0], size, size, channels), "linear",
                                antialias=True)
     return jax.numpy.clip(resized / 127.5 - 1.0, -1.0, 1.0)
-  cpu = jax.devices("cpu")[0]
+  cpu = jax.local_devices(backend="cpu")[0]  # this process's own CPU (jax.devices() spans all processes)
   return lambda images: np.asarray(resize(jax.device_put(images, cpu)))

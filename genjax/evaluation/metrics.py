@@ -51,7 +51,7 @@ class EvaluationError(GenjaxError, ValueError):
 def float64_scope():
   """Scoped float64 JAX: on the default backend, or on the host CPU where float64 linalg is missing."""
   backend = jax.default_backend()
-  device = jax.devices()[0] if backend in ("cpu", "gpu", "cuda", "rocm") else jax.devices("cpu")[0]
+  device = jax.local_devices()[0] if backend in ("cpu", "gpu", "cuda", "rocm") else jax.local_devices(backend="cpu")[0]
   with jax.enable_x64(True), jax.default_device(device):
     yield
 
