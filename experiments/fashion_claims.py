@@ -478,8 +478,8 @@ def _data_config(data_dir: str):
 
 
 def prepare_data(workdir: str, data_dir: str, export: bool) -> None:
-  """Prepares Fashion-MNIST once, before parallel jobs would race to, and (for the peer) writes the
-  training split as genjax's pipeline gives it to fashion32.npz."""
+  """Reads Fashion-MNIST once, so that missing files stop the experiment before any job starts, and (for the
+  peer) writes the training split as genjax's pipeline gives it to fashion32.npz."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   from genjax import data  # pylint: disable=import-outside-toplevel
   config = _data_config(data_dir)
