@@ -1,8 +1,8 @@
 """What every genjax command shares: user mistakes reported as one line and a non-zero exit, and a quiet
 start.
 
-Commands import this module before anything that loads TensorFlow: its C++ start-up logs ("Could not find
-cuda drivers", oneDNN notices) are off unless --verbosity is given.
+genjax never imports TensorFlow; where another library does, its C++ start-up logs ("Could not find cuda
+drivers", oneDNN notices) are off unless --verbosity is given (commands import this module first).
 """
 
 import contextlib

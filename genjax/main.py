@@ -48,7 +48,7 @@ def main(argv):
       from genjax import parallel  # pylint: disable=import-outside-toplevel
       parallel.initialize_processes(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from genjax import validation  # pylint: disable=import-outside-toplevel
-    validation.validate(config)  # before the data pipeline and the writers load TensorFlow: errors come fast
+    validation.validate(config)  # before data and networks load: errors come fast
     from genjax import modes, train  # pylint: disable=import-outside-toplevel
     if _MODE.value == "train":
       train.train_and_evaluate(config, _WORKDIR.value)

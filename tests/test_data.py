@@ -243,7 +243,7 @@ def test_not_prepared_is_one_actionable_line(name, tmp_path):
   message = str(info.value)
   assert "\n" not in message
   assert f"'{name}'" in message and str(tmp_path) in message
-  assert "download_and_prepare" in message
+  assert f"tfds build {data.DATASETS[name].tfds_name} --file_format=array_record" in message
   assert list(tmp_path.iterdir()) == []  # Nothing was downloaded.
 
 
@@ -290,3 +290,52 @@ def test_fashion_mnist_without_its_files_names_the_apt_command_and_the_option(tm
   assert "--config.data.manual_dir" in message
   with pytest.raises(DataError, match="lacks Fashion-MNIST's train-images-idx3-ubyte.gz"):
     data.create_dataset(_config("fashion_mnist", manual_dir=str(tmp_path)), batch_size=4, seed=0, **HOST)
+
+
+# --- TFDS datasets on disk: ArrayRecord through tfds.data_source, without TensorFlow ---
+
+READ_DUMMY_MNIST = """
+import json, sys
+import ml_collections
+from genjax import data
+from genjax.data import registry
+registry.DATASETS["dummy_mnist"] = registry.DatasetSpec("dummy_mnist", channels=1, num_classes=10)
+config = ml_collections.ConfigDict(dict(name="dummy_mnist", image_size=16, split="train", eval_split="test",
+                                        data_dir=sys.argv[1], shuffle_buffer=0))
+host = dict(process_index=0, process_count=1)
+train = data.create_dataset(config, batch_size=8, seed=3, **host)
+batches = [next(train) for _ in range(4)]  # 20 records: an epoch boundary inside batch 3
+evals = list(data.create_dataset(config, batch_size=8, seed=0, train=False, **host))
+print(json.dumps({"labels": [b["label"].tolist() for b in batches], "shape": list(batches[0]["image"].shape),
+                  "eval_sizes": [len(b["label"]) for b in evals], "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def test_an_array_record_dataset_is_read_without_tensorflow(tmp_path, monkeypatch):
+  import json, subprocess, sys  # pylint: disable=import-outside-toplevel,multiple-imports
+  from tests.test_without_tensorflow import without_tensorflow_env  # pylint: disable=import-outside-toplevel
+  tfds.testing.DummyMnist(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
+  result = subprocess.run([sys.executable, "-c", READ_DUMMY_MNIST, str(tmp_path)], env=without_tensorflow_env(),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  read = json.loads(result.stdout.strip().splitlines()[-1])
+  assert read["shape"] == [8, 16, 16, 1] and read["eval_sizes"] == [8, 8, 4] and not read["tensorflow"]
+  monkeypatch.setitem(registry.DATASETS, "dummy_mnist", registry.DatasetSpec("dummy_mnist", channels=1, num_classes=10))
+  config = _config("dummy_mnist", image_size=16, data_dir=str(tmp_path))
+  here = _take(data.create_dataset(config, batch_size=8, seed=3, **HOST), 4)
+  assert read["labels"] == [b["label"].tolist() for b in here]  # the same batches, here and there
+  labels = np.concatenate([b["label"] for b in here])
+  first_epoch = np.sort(labels[:20])
+  everything = np.sort(np.concatenate([b["label"] for b in data.create_dataset(
+      config, batch_size=20, seed=0, split="train", train=False, **HOST)]))
+  np.testing.assert_array_equal(first_epoch, everything)  # every record once in the first epoch
+
+
+def test_a_tfrecord_dataset_names_the_command_that_prepares_it_again(tmp_path, monkeypatch):
+  tfds.testing.DummyMnist(data_dir=str(tmp_path)).download_and_prepare()  # TFDS's default: TFRecord
+  monkeypatch.setitem(registry.DATASETS, "dummy_mnist", registry.DatasetSpec("dummy_mnist", channels=1, num_classes=10))
+  with pytest.raises(DataError) as info:
+    data.create_dataset(_config("dummy_mnist", data_dir=str(tmp_path)), batch_size=4, seed=0, **HOST)
+  message = str(info.value)
+  assert "\n" not in message and "prepared as tfrecord" in message
+  assert f"tfds build dummy_mnist --data_dir={tmp_path} --file_format=array_record --overwrite" in message

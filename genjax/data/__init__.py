@@ -1,8 +1,8 @@
 """Datasets: the registry, and `create_dataset`, the batches of any of them.
 
-digits and fashion_mnist are read into memory with numpy (genjax/data/memory.py) and need no TensorFlow;
-the other datasets are TFDS records read with tf.data (genjax/data/pipeline.py), which loads TensorFlow
-(hidden from the GPUs) on first use.
+No TensorFlow: digits and fashion_mnist are read into memory with numpy (genjax/data/memory.py), the
+other datasets through TFDS's TensorFlow-free reader over their ArrayRecord files (genjax/data/records.py);
+both take their batches in genjax.data.order's order.
 """
 
 from typing import Iterator
@@ -56,12 +56,8 @@ def create_dataset(data_config, *, batch_size: int, seed: int, split: str | None
   if spec.in_memory:
     from genjax.data import memory  # pylint: disable=import-outside-toplevel
     return memory.create_dataset(data_config, **kwargs)
-  try:
-    from genjax.data import pipeline  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise DataError(f"dataset {data_config.name!r} is read from TFDS records with tf.data, which needs TensorFlow "
-                    f"({e}): `pip install tensorflow`, or use digits or fashion_mnist, which need none") from None
-  return pipeline.create_dataset(data_config, **kwargs)
+  from genjax.data import records  # pylint: disable=import-outside-toplevel
+  return records.create_dataset(data_config, **kwargs)
 
 
 def _processes(index: int | None, count: int | None) -> tuple[int, int]:

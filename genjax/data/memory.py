@@ -1,15 +1,9 @@
 """Datasets that fit in memory, read with numpy alone: scikit-learn's digits and Fashion-MNIST.
 
 No TensorFlow and no download. Each split is decoded once into a uint8 array ([N, H, W, C] and its labels)
-and batches are taken from it by index, so that
-- the training order is a pure function of the seed: epoch e is the permutation
-  `np.random.default_rng([seed, e]).permutation(n)`; epochs are concatenated and cut into global batches
-  (no example dropped, no partial batch);
-- a resumed run starts exactly where it stopped (`skip_batches` is arithmetic: nothing is read to skip);
-- each process of a multi-process run takes its own rows of every global batch, so N processes together
-  see the batches one process would.
-Images are resized to `data.image_size` (bilinear, antialiased, as tf.image.resize) per batch, on the host
-CPU. Split expressions are TFDS's ("train[:80%]", "train+test", "test[100:200]").
+and batches are taken from it by index in genjax.data.order's order (a pure function of the seed, resumed
+by arithmetic, each process its rows of every global batch). Images are resized to `data.image_size`
+(bilinear, antialiased, as tf.image.resize) per batch, on the host CPU. Split expressions are TFDS's ("train[:80%]", "train+test", "test[100:200]").
 
 Sources:
 - `digits`: scikit-learn's bundled 1,797 8×8 digits, bicubically upscaled to 32×32; train = the first
@@ -26,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
+from genjax.data import order
 from genjax.data import registry
 from genjax.errors import DataError
 
@@ -135,38 +130,10 @@ def create_dataset(data_config, *, split: str, batch_size: int, seed: int, train
   """This process's batches of an in-memory dataset (see genjax.data.create_dataset)."""
   size, _, channels = registry.image_shape(data_config)
   images, labels = select(load(data_config), data_config.name, split)
-  if train and not len(labels):
-    raise DataError("the training split is empty: use a larger split")
-  global_batch = batch_size * process_count
-  lo, hi = process_index * batch_size, (process_index + 1) * batch_size  # this process's rows of each batch
   resize = _resizer(images.shape[1:3], size, channels)
-  order = _training_order(len(labels), seed) if train else None
-
-  def batches():
-    position = skip_batches * global_batch
-    while train or position < len(labels):
-      if train:
-        rows = order(position, global_batch)[lo:hi]
-      else:
-        rows = np.arange(position, min(position + global_batch, len(labels)))[lo:hi]
-      position += global_batch
-      if len(rows):
-        yield {"image": resize(images[rows]), "label": labels[rows]}
-  return batches()
-
-
-def _training_order(n: int, seed: int):
-  """order(position, count) -> the indices of records position..position + count of the concatenated
-  epochs, epoch e being np.random.default_rng([seed, e]).permutation(n)."""
-
-  @functools.lru_cache(maxsize=2)  # a batch spans at most two epochs at a time
-  def epoch(e: int) -> np.ndarray:
-    return np.random.default_rng([seed, e]).permutation(n)
-
-  def order(position: int, count: int) -> np.ndarray:
-    epochs, offsets = np.divmod(np.arange(position, position + count), n)
-    return np.concatenate([epoch(int(e))[offsets[epochs == e]] for e in np.unique(epochs)])
-  return order
+  rows = order.batch_rows(len(labels), batch_size=batch_size, seed=seed, train=train, skip_batches=skip_batches,
+                          process_index=process_index, process_count=process_count)
+  return ({"image": resize(images[r]), "label": labels[r]} for r in rows)
 
 
 def _resizer(native: tuple[int, int], size: int, channels: int):
