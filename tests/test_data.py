@@ -1,4 +1,4 @@
-"""Tests for genjax.data: digits and Fashion-MNIST in memory from local files, TFDS datasets through tf.data."""
+"""Tests for genjax.data: digits and Fashion-MNIST in memory from local files, TFDS datasets through tfds.data_source."""
 
 import os
 
