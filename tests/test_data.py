@@ -339,3 +339,35 @@ def test_a_tfrecord_dataset_names_the_command_that_prepares_it_again(tmp_path, m
   message = str(info.value)
   assert "\n" not in message and "prepared as tfrecord" in message
   assert f"tfds build dummy_mnist --data_dir={tmp_path} --file_format=array_record --overwrite" in message
+
+
+def test_batches_read_ahead_arrive_in_order_and_errors_arrive_where_they_happened():
+  from genjax.data import records  # pylint: disable=import-outside-toplevel
+
+  def numbers_then_error():
+    yield from range(5)
+    raise DataError("record 5 is unreadable")
+
+  read = records.ahead(numbers_then_error(), size=2)
+  assert [next(read) for _ in range(5)] == list(range(5))
+  with pytest.raises(DataError, match="record 5 is unreadable"):
+    next(read)
+
+
+def test_a_dropped_read_ahead_stops_its_thread():
+  import gc, threading, time  # pylint: disable=import-outside-toplevel,multiple-imports
+  from genjax.data import records  # pylint: disable=import-outside-toplevel
+  closed = threading.Event()
+
+  def endless():
+    try:
+      while True:
+        yield 0
+    finally:
+      closed.set()
+
+  read = records.ahead(endless(), size=2)
+  next(read)
+  del read
+  gc.collect()
+  assert closed.wait(timeout=5)  # the producer saw the consumer go and closed its iterator

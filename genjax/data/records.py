@@ -2,14 +2,16 @@
 
 TFDS's TensorFlow-free reader gives random access to decoded examples; genjax.data.order says which
 records make each batch (a pure function of the seed, resumed by arithmetic, each process its rows of every
-global batch), and a thread pool reads, crops and resizes a batch's images in parallel (PIL's decoders and
-resize release the GIL). Datasets must be prepared as ArrayRecord (`tfds build NAME
---file_format=array_record`, on a machine with internet and TensorFlow); one prepared as TFRecord is
-refused with the command that prepares it again.
+global batch), a thread pool reads, crops and resizes a batch's images in parallel (PIL's decoders and
+resize release the GIL), and a background thread keeps two training batches ready ahead of the step.
+Datasets must be prepared as ArrayRecord (`tfds build NAME --file_format=array_record`, on a machine with
+internet and TensorFlow); one prepared as TFRecord is refused with the command that prepares it again.
 """
 
 import concurrent.futures
 import os
+import queue
+import threading
 from typing import Iterator
 
 import numpy as np
@@ -19,6 +21,7 @@ from genjax.data import registry
 from genjax.errors import DataError
 
 _THREADS = min(8, os.cpu_count() or 1)
+_AHEAD = 2  # batches read ahead of the step
 
 
 def create_dataset(data_config, *, split: str, batch_size: int, seed: int, train: bool, skip_batches: int,
@@ -36,7 +39,45 @@ def create_dataset(data_config, *, split: str, batch_size: int, seed: int, train
       for batch in rows:
         examples = list(pool.map(example, batch))
         yield {key: np.stack([e[key] for e in examples]) for key in examples[0]}
-  return batches()
+  return ahead(batches(), _AHEAD) if train else batches()  # an evaluation pass may be left part-way
+
+
+def ahead(iterator: Iterator, size: int) -> Iterator:
+  """`iterator`'s items, produced by a background thread up to `size` items ahead of the consumer (reading
+  and decoding overlap the train step); its exception, if any, is raised where the item would have been.
+  When the consumer is closed or dropped, the thread stops and closes `iterator`."""
+  items: queue.Queue = queue.Queue(maxsize=size)
+  stopped, done = threading.Event(), object()
+
+  def hand_over(item) -> bool:
+    while not stopped.is_set():
+      try:
+        items.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        pass
+    return False
+
+  def produce():
+    try:
+      for item in iterator:
+        if not hand_over(item):
+          break
+      else:
+        hand_over(done)
+    except BaseException as e:  # pylint: disable=broad-except  (handed to the consumer)
+      hand_over(e)
+    finally:
+      iterator.close()
+
+  threading.Thread(target=produce, daemon=True).start()
+  try:
+    while (item := items.get()) is not done:
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    stopped.set()
 
 
 def open_source(name: str, spec, split: str, data_dir: str | None):
