@@ -53,7 +53,7 @@ class Progress:
   def __init__(self, name: str, start: int, total: int, keys: Sequence[str] = (), stream=None,
                quiet: bool = False):
     self.name, self.start, self.total, self.keys = name, start, total, tuple(keys)
-    self.stream = open(os.devnull, "w") if quiet else (stream or sys.stderr)  # pylint: disable=consider-using-with
+    self.stream = _Discard() if quiet else (stream or sys.stderr)
     self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
     self.current, self.values, self.t0, self.first, self._drawn = start, {}, None, None, 0.0
 
@@ -109,6 +109,16 @@ class Progress:
     if self.live:
       self.stream.write(self.line())
     self.stream.flush()
+
+
+class _Discard:
+  """A stream that drops what is written to it."""
+
+  def write(self, text: str) -> int:
+    return len(text)
+
+  def flush(self) -> None:
+    pass
 
 
 class HostMemory:

@@ -15,7 +15,7 @@ from genjax.data.registry import DatasetSpec
 from genjax.data.registry import image_shape
 from genjax.data.registry import num_classes
 from genjax.data import registry
-from genjax.errors import ConfigError, DataError
+from genjax.errors import ConfigError
 
 __all__ = ["CELEB_A_ATTRIBUTES", "DATASETS", "DatasetSpec", "create_dataset", "image_shape", "num_classes"]
 

@@ -7,7 +7,6 @@ checkout). genjax.figures.write puts these together for a trained workdir.
 """
 
 import math
-import os
 import struct
 from typing import Iterator
 
