@@ -273,18 +273,27 @@ def _load_png(path: str) -> np.ndarray | None:
     return np.asarray(image.convert("RGB"), np.float32) / 127.5 - 1.0
 
 
-def samples_figure(rows, title: str) -> np.ndarray | None:
-  """Each row's samples.png in one titled panel, labelled with its name (white where it has none)."""
+def samples_figure(rows, title: str, ncols: int = 0) -> np.ndarray | None:
+  """Each row's samples.png in one titled panel, labelled with its name (white where it has none); with
+  `ncols`, the panels wrap after every ncols and the lines are stacked."""
   grids = [_load_png(r["samples"]) for r in rows]
   if all(g is None for g in grids):
     return None
   h = max(g.shape[0] for g in grids if g is not None)
   w = max(g.shape[1] for g in grids if g is not None)
-  cells = np.full((1, len(rows), h, w, 3), np.nan, np.float32)
-  for i, grid in enumerate(grids):
-    if grid is not None:
-      cells[0, i, :grid.shape[0], :grid.shape[1]] = grid
-  return draw.panel(cells, title, col_labels=[r["name"] for r in rows], min_tile=256)
+  ncols = ncols or len(rows)
+  lines = []
+  for start in range(0, len(rows), ncols):
+    cells = np.full((1, ncols, h, w, 3), np.nan, np.float32)
+    for i, grid in enumerate(grids[start:start + ncols]):
+      if grid is not None:
+        cells[0, i, :grid.shape[0], :grid.shape[1]] = grid
+    labels = [r["name"] for r in rows[start:start + ncols]]
+    lines.append(draw.panel(cells, title if start == 0 else "", col_labels=labels + [""] * (ncols - len(labels)),
+                            min_tile=256))
+  width = max(line.shape[1] for line in lines)
+  return np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255)
+                         for line in lines])
 
 
 # --- Command line -------------------------------------------------------------------------------------------

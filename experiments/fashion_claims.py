@@ -400,10 +400,22 @@ def write_table(workdir: str, seeds: Sequence[int], log=print) -> None:
 
 
 def samples_figure(workdir: str):
-  """Seed 0's samples.png of every variant, side by side, titled."""
+  """Seed 0's samples.png of every variant and of each pythae model, four to a line, titled."""
   import compare_methods  # pylint: disable=import-outside-toplevel
   rows = [{"name": v.label, "samples": os.path.join(run_dir(workdir, v.name, 0), "samples.png")} for v in VARIANTS]
-  return compare_methods.samples_figure(rows, "Fashion-MNIST samples (seed 0, fixed noise)")
+  rows += [{"name": f"pythae {p}", "samples": peer_samples_png(peer_dir(workdir, p, 0))} for p in PEERS
+           if os.path.isfile(os.path.join(peer_dir(workdir, p, 0), "samples.npz"))]
+  return compare_methods.samples_figure(rows, "Fashion-MNIST samples (seed 0)", ncols=4)
+
+
+def peer_samples_png(target: str) -> str:
+  """The peer's first 64 samples as an 8×8 samples.png beside its samples.npz (genjax runs write their own)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from genjax.figures import draw  # pylint: disable=import-outside-toplevel
+  path = os.path.join(target, "samples.png")
+  if not os.path.isfile(path):
+    draw.save_png(path, draw.image_grid(np.load(os.path.join(target, "samples.npz"))["images"][:64], 8))
+  return path
 
 
 # --- Scheduling -------------------------------------------------------------------------------------------
