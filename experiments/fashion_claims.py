@@ -4,6 +4,7 @@
   python experiments/fashion_claims.py --workdir=runs/fashion --cores=1 --stage=train
   python experiments/fashion_claims.py --workdir=runs/fashion --stage=table        # gather what is done
   python experiments/fashion_claims.py --workdir=runs/fashion --peer_python=/path/to/pythae-env/bin/python
+  python experiments/fashion_claims.py --workdir=runs/fashion --seeds=0 --variants=vae_x3,vaegan_x3,discreg_conv6
 
 Stages (each skips what is already done, so a run killed or stopped part-way continues where it was):
   train     the two evaluation classifiers (Lamb et al.'s convnet and an MLP, configs/classifier.py:fashion
@@ -15,7 +16,8 @@ Stages (each skips what is already done, so a run killed or stopped part-way con
             in the classifier's last hidden layer, and the class histogram of 10,000 samples.
   table     fashion_claims.md / .json: each variant's mean ± std over the seeds, each claim's difference
             and whether it holds (the means differ by more than the two stds together) in both extractors;
-            fashion_samples.png: one sample grid per variant.
+            fashion_samples.png: one sample grid per variant. Every seed evaluated so far is gathered.
+Diagnostics (DIAGNOSTICS below: longer budgets, other feature layers) train only when --variants names them.
 Budgets: within each claim the runs share steps and batch size (the presets' comments say which).
 """
 
@@ -68,7 +70,15 @@ VARIANTS = [
     Variant("aae_prior", "learned-prior AAE (+A+B+C)", "aae_prior:fashion"),
     Variant("vampprior", "VampPrior", "vampprior:fashion"),
 ]
-VARIANT = {v.name: v for v in VARIANTS}
+# Diagnostics of the claims that do not hold here: trained only when `--variants` names them (one seed is
+# a hint, not a verdict); their rows and claims join the tables once evaluated.
+DIAGNOSTICS = [
+    Variant("vae_x3", "VAE, 3× the steps", "vae:fashion", (("train.num_steps", "4500"),)),
+    Variant("vaegan_x3", "VAE/GAN, 3× the steps", "vaegan:fashion", (("train.num_steps", "4500"),)),
+    Variant("discreg_conv6", "discriminative regularization, conv6 only", "discreg:fashion",
+            (("discreg.layers", "('conv6',)"),)),
+]
+VARIANT = {v.name: v for v in VARIANTS + DIAGNOSTICS}
 
 # (paper, claim, better, worse): "better" should have the lower FID.
 CLAIMS = [
@@ -86,6 +96,11 @@ CLAIMS = [
     ("Wang et al. 2020, Table 3", "+A beats the AAE", "aae_prior_A", "aae"),
     ("Wang et al. 2020, Table 3", "+A+B beats +A", "aae_prior_AB", "aae_prior_A"),
     ("Wang et al. 2020, Table 3", "+A+B+C beats +A+B", "aae_prior", "aae_prior_AB"),
+]
+DIAGNOSTIC_CLAIMS = [
+    ("Larsen et al. 2016, 3× the steps", "VAE/GAN beats the VAE", "vaegan_x3", "vae_x3"),
+    ("Lamb et al. 2016, conv6 only", "the deepest feature term improves the same VAE", "discreg_conv6",
+     "discreg_plain"),
 ]
 
 # The classifiers: the two evaluation extractors, and the one discreg's feature terms use.
@@ -151,7 +166,8 @@ def finished(workdir: str) -> str:
 def training_jobs(workdir: str, seeds: Sequence[int], variants: Sequence[str], data_dir: str = "") -> list[Job]:
   """Classifiers first, then every variant seed by seed (so a first complete table comes early)."""
   from genjax import config_lib  # pylint: disable=import-outside-toplevel
-  steps = lambda spec: config_lib.load_config(config_path(spec)).train.num_steps
+  steps = lambda spec, overrides=(): int(dict(overrides).get(
+      "train.num_steps", config_lib.load_config(config_path(spec)).train.num_steps))
   jobs = []
   for name, (spec, seed) in CLASSIFIERS.items():
     target = classifier_dir(workdir, name)
@@ -162,7 +178,8 @@ def training_jobs(workdir: str, seeds: Sequence[int], variants: Sequence[str], d
       v, target = VARIANT[variant], run_dir(workdir, variant, seed)
       after = ("classifier_discreg",) if v.config.startswith("discreg") else ()
       jobs.append(Job(f"{variant}_seed{seed}", train_command(v.config, target, seed, variant_overrides(workdir, v),
-                                                             data_dir), finished(target), after, steps(v.config)))
+                                                             data_dir), finished(target), after,
+                      steps(v.config, v.overrides)))
   return jobs
 
 
@@ -286,12 +303,14 @@ COLUMNS = (("fid", "FID"), ("kid", "KID ×10³"), ("precision", "precision"), ("
            ("classes_covered", "classes"), ("class_entropy", "class entropy"))
 
 
-def gather(workdir: str, seeds: Sequence[int]) -> dict:
+def gather(workdir: str) -> dict:
   """{row name: {"seeds": [...], extractor: {result: [values]}, "steps_per_sec": [...], ...}} of what is
-  evaluated so far: every variant, and pythae's models as "pythae_<model>"."""
+  evaluated so far, every seed on disk: each variant and diagnostic, and pythae's models as "pythae_<model>"."""
   rows = {}
-  targets = [(v.name, run_dir(workdir, v.name, s), s) for v in VARIANTS for s in seeds]
-  targets += [(f"pythae_{p}", peer_dir(workdir, p, s), s) for p in PEERS for s in seeds]
+  targets = [(v.name, run_dir(workdir, v.name, s), s) for v in VARIANTS + DIAGNOSTICS
+             for s in seeds_on_disk(os.path.dirname(run_dir(workdir, v.name, 0)))]
+  targets += [(f"pythae_{p}", peer_dir(workdir, p, s), s) for p in PEERS
+              for s in seeds_on_disk(os.path.dirname(peer_dir(workdir, p, 0)))]
   for name, target, seed in targets:
     record = _read_json(os.path.join(target, EVAL_FILE))
     if record is None:
@@ -307,6 +326,12 @@ def gather(workdir: str, seeds: Sequence[int]) -> dict:
         values.setdefault(key, []).append(value)
       row["setup"][extractor] = result["setup"]
   return rows
+
+
+def seeds_on_disk(directory: str) -> list[int]:
+  """The seeds of directory/seed<N>, in order."""
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  return sorted(int(n[4:]) for n in names if n.startswith("seed") and n[4:].isdigit())
 
 
 def _read_json(path: str) -> dict | None:
@@ -360,7 +385,7 @@ def markdown(rows: dict, workdir: str) -> str:
            f"extractor B (an MLP on the pixels, {accuracy['mlp'] or 0:.1%}); mean ± std over the seeds listed. A claim "
            "holds when the FID means differ by more than the two stds together, in its direction.", "",
            "| paper | claim | FID A (better vs worse) | verdict A | FID B | verdict B |", "|---|---|---|---|---|---|"]
-  for paper, claim, better, worse in CLAIMS:
+  for paper, claim, better, worse in CLAIMS + [c for c in DIAGNOSTIC_CLAIMS if c[2] in rows and c[3] in rows]:
     cells = [paper, claim]
     for extractor in EXTRACTORS:
       verdict = claim_verdict(rows, better, worse, extractor)
@@ -370,8 +395,8 @@ def markdown(rows: dict, workdir: str) -> str:
     lines.append("| " + " | ".join(cells) + " |")
   lines += ["", "| row | seeds | steps | steps/s | " + " | ".join(f"{label} A" for _, label in COLUMNS)
             + " | FID B | classes B |", "|" + "---|" * (4 + len(COLUMNS) + 2)]
-  names = [v.name for v in VARIANTS] + [f"pythae_{p}" for p in PEERS]
-  labels = {**{v.name: v.label for v in VARIANTS}, **{f"pythae_{p}": f"pythae {p}" for p in PEERS}}
+  names = [v.name for v in VARIANTS + DIAGNOSTICS] + [f"pythae_{p}" for p in PEERS]
+  labels = {**{v.name: v.label for v in VARIANTS + DIAGNOSTICS}, **{f"pythae_{p}": f"pythae {p}" for p in PEERS}}
   for name in names:
     if name not in rows:
       continue
@@ -383,13 +408,13 @@ def markdown(rows: dict, workdir: str) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_table(workdir: str, seeds: Sequence[int], log=print) -> None:
-  rows = gather(workdir, seeds)
+def write_table(workdir: str, log=print) -> None:
+  rows = gather(workdir)
   table = markdown(rows, workdir)
   with open(os.path.join(workdir, "fashion_claims.md"), "w") as f:
     f.write(table)
   verdicts = {f"{better} vs {worse}": {e: claim_verdict(rows, better, worse, e) for e in EXTRACTORS}
-              for _, _, better, worse in CLAIMS}
+              for _, _, better, worse in CLAIMS + DIAGNOSTIC_CLAIMS}
   with open(os.path.join(workdir, "fashion_claims.json"), "w") as f:
     json.dump({"rows": rows, "claims": verdicts}, f, indent=2)
   figure = samples_figure(workdir)
@@ -472,7 +497,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory of every run, the classifiers and the tables.", required=True)
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of every variant.")
 flags.DEFINE_list("cores", ["0", "1"], "CPU cores to run jobs on, one job per core.")
-flags.DEFINE_list("variants", [v.name for v in VARIANTS], "Variants to train (default: all).")
+flags.DEFINE_list("variants", [v.name for v in VARIANTS], "Variants to train and evaluate (default: every "
+                  "row of the claims; the diagnostics only when named).")
 flags.DEFINE_enum("stage", "all", ["train", "evaluate", "table", "all"], "What to do.")
 flags.DEFINE_string("data_dir", "", "TFDS data_dir of every run (default: TFDS's, ~/tensorflow_datasets).")
 flags.DEFINE_string("peer_python", "", "The Python of an environment with torch and pythae: runs pythae's VAE, "
@@ -529,7 +555,7 @@ def main(argv):
       failed = schedule(interleaved(jobs), cores, os.path.join(FLAGS.workdir, "logs"), log)
       if failed:
         log(f"{len(failed)} job(s) failed: {', '.join(failed)}")
-    write_table(FLAGS.workdir, seeds, log)
+    write_table(FLAGS.workdir, log)
 
 
 if __name__ == "__main__":

@@ -231,8 +231,8 @@ def test_claims_hold_only_beyond_the_spread_of_three_seeds():
 
 
 def test_every_claim_compares_variants_of_one_budget():
-  """Within a claim both rows train the same number of steps at the same batch size."""
-  for _, claim, better, worse in fashion_claims.CLAIMS:
+  """Within a claim (and a diagnostic one) both rows train the same number of steps at the same batch size."""
+  for _, claim, better, worse in fashion_claims.CLAIMS + fashion_claims.DIAGNOSTIC_CLAIMS:
     budgets = []
     for name in (better, worse):
       variant = fashion_claims.VARIANT[name]
@@ -264,6 +264,32 @@ def test_a_run_stopped_part_way_is_not_done(tmp_path):
     with open(job.done_file, "w") as f:
       json.dump({"step": step}, f)
     assert job.done() is done
+
+
+def test_a_diagnostic_with_its_own_budget_is_done_at_that_budget(tmp_path):
+  job, = [j for j in fashion_claims.training_jobs(str(tmp_path), [0], ["vaegan_x3"]) if j.name == "vaegan_x3_seed0"]
+  assert job.steps == 3 * config_lib.load_config("vaegan:fashion").train.num_steps
+  assert "--config.train.num_steps=4500" in job.command
+
+
+def test_the_table_gathers_every_evaluated_seed_on_disk(tmp_path):
+  """Rows take each seed that has an evaluation, whatever --seeds the last command named; the diagnostic
+  claim joins the claims table once both its rows are evaluated."""
+  def evaluated(target, fid):
+    os.makedirs(target)
+    with open(os.path.join(target, fashion_claims.EVAL_FILE), "w") as f:
+      json.dump({e: {"eval": {"fid": fid}, "setup": {}} for e in fashion_claims.EXTRACTORS}, f)
+  for seed, fid in ((0, 10.0), (1, 12.0), (4, 14.0)):
+    evaluated(fashion_claims.run_dir(str(tmp_path), "vae", seed), fid)
+  os.makedirs(fashion_claims.run_dir(str(tmp_path), "vae", 5))  # trained, not evaluated: left out
+  evaluated(fashion_claims.run_dir(str(tmp_path), "vae_x3", 0), 8.0)
+  rows = fashion_claims.gather(str(tmp_path))
+  assert rows["vae"]["seeds"] == [0, 1, 4] and rows["vae"]["lamb"]["fid"] == [10.0, 12.0, 14.0]
+  table = fashion_claims.markdown(rows, str(tmp_path))
+  assert "| VAE | 0,1,4 |" in table and "| VAE, 3× the steps | 0 |" in table and "Larsen et al. 2016, 3× the steps" not in table
+  evaluated(fashion_claims.run_dir(str(tmp_path), "vaegan_x3", 0), 9.0)
+  table = fashion_claims.markdown(fashion_claims.gather(str(tmp_path)), str(tmp_path))
+  assert "| Larsen et al. 2016, 3× the steps | VAE/GAN beats the VAE | 9 vs 8 | 1 seed(s): not enough to say |" in table
 
 
 def test_evaluations_follow_the_runs_they_score():
