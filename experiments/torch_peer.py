@@ -18,7 +18,10 @@ torch's default (speed does not depend on it).
 Batch: 64 by default (`--batch_size=0`: the preset's, which is 128 for dcgan, 16 for began/atvae and 96
 for discreg/classifier; pass genjax.bench `--batch_size=64` to compare at 64). `--device=cuda` runs on a
 GPU (every tensor is made there), `--bf16` under `torch.autocast` in bfloat16 (genjax: `--config.dtype=
-bfloat16`). Prints one JSON line like genjax.bench.
+bfloat16`), `--compile` with every network under `torch.compile`, `--image_size=64` at 64×64 (the layer
+counts genjax's nets choose for that size: one more BEGAN stage, a stride-2 residual block more in the AAE
+encoder, larger FC layers; experiments/gpu_check.py checks the parameter counts against genjax's).
+Prints one JSON line per method, like genjax.bench.
 """
 
 import argparse
@@ -32,12 +35,23 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-IMAGE = (3, 32, 32)
+IMAGE = (3, 32, 32)  # (C, H, W) of every network built after set_image_size (genjax: data.image_size)
 # padding="same" with an even kernel pads a copy of the input (TF's asymmetric SAME): expected.
 warnings.filterwarnings("ignore", message="Using padding='same'")
 NUM_CLASSES = 10
 
 # --- building blocks ------------------------------------------------------------------------------------
+
+
+def set_image_size(size: int) -> None:
+  """Networks built after this take size×size×3 images, with the layer counts genjax's nets choose for it."""
+  global IMAGE
+  IMAGE = (3, size, size)
+
+
+def side(downsamples: int) -> int:
+  """The image side after `downsamples` stride-2 stages."""
+  return IMAGE[1] // 2**downsamples
 
 
 def conv(c_in, c_out, k, stride=1, bias=True):
@@ -138,7 +152,8 @@ class LarsenEncoder(nn.Module):
     super().__init__()
     widths = (IMAGE[0],) + channels
     self.convs = nn.Sequential(*[norm_act(conv(a, b, 5, 2, bias=False)) for a, b in zip(widths, widths[1:])])
-    self.fc = nn.Sequential(norm_act(nn.Linear(channels[-1] * 16, hidden, bias=False)), nn.Linear(hidden, 2 * latent))
+    self.fc = nn.Sequential(norm_act(nn.Linear(channels[-1] * side(len(channels)) ** 2, hidden, bias=False)),
+                            nn.Linear(hidden, 2 * latent))
 
   def forward(self, x):
     return self.fc(self.convs(x).flatten(1)).chunk(2, dim=1)
@@ -147,8 +162,9 @@ class LarsenEncoder(nn.Module):
 class LarsenDecoder(nn.Module):
   def __init__(self, latent, channels=(192, 128, 32)):
     super().__init__()
-    self.shape = (channels[0], 4, 4)
-    self.fc = norm_act(nn.Linear(latent, 16 * channels[0], bias=False))
+    start = side(len(channels))
+    self.shape = (channels[0], start, start)
+    self.fc = norm_act(nn.Linear(latent, start * start * channels[0], bias=False))
     widths = (channels[0],) + channels
     self.ups = nn.Sequential(*[norm_act(up(a, b, 5)) for a, b in zip(widths, widths[1:])],
                              conv(channels[-1], IMAGE[0], 5), nn.Tanh())
@@ -166,7 +182,8 @@ class LarsenDiscriminator(nn.Module):
     self.mid = nn.Sequential(*[norm_act(conv(a, b, 5, 2, bias=False)) for a, b in zip(channels[:2], channels[1:3])])
     self.feature_conv = conv(channels[2], channels[3], 5, 2, bias=False)
     self.rest = nn.Sequential(nn.BatchNorm2d(channels[3]), nn.ReLU(), nn.Flatten(),
-                              norm_act(nn.Linear(channels[3] * 16, hidden, bias=False)), nn.Linear(hidden, 1))
+                              norm_act(nn.Linear(channels[3] * side(3) ** 2, hidden, bias=False)),
+                              nn.Linear(hidden, 1))
 
   def forward(self, x):
     features = self.feature_conv(self.mid(self.first(x)))
@@ -277,7 +294,8 @@ def dcgan_step(nets, opts, batch):
 
 def build_dfm():
   nets = {"generator": DCGenerator(100, (128, 64, 32, 16), output_stride=1),
-          "discriminator": DCDiscriminator((32, 64, 128), batch_norm_first=True), "denoiser": mlp_denoiser(2048)}
+          "discriminator": DCDiscriminator((32, 64, 128), batch_norm_first=True),
+          "denoiser": mlp_denoiser(128 * side(3) ** 2)}
   return nets, adams(nets, nets, 1e-4)
 
 
@@ -296,11 +314,17 @@ def dfm_step(nets, opts, batch, denoise_weight=0.03, adv_weight=1.0, noise_std=1
 # --- BEGAN's networks (began, atvae) ---------------------------------------------------------------------
 
 
+def began_stages() -> int:
+  """×2 stages between 8×8 and the image (genjax.nets.began.num_stages): 2 at 32×32, 3 at 64×64."""
+  return int(math.log2(IMAGE[1] // 8))
+
+
 class BeganEncoder(nn.Module):
   """3×3 convs + ELU: per block two convs n·i then a stride-2 conv (not after the last); FC to the code."""
 
-  def __init__(self, code, n=64, stages=2):
+  def __init__(self, code, n=64):
     super().__init__()
+    stages = began_stages()
     layers, c_in = [conv(IMAGE[0], n, 3), nn.ELU()], n
     for i in range(stages + 1):
       w = n * (i + 1)
@@ -318,8 +342,9 @@ class BeganEncoder(nn.Module):
 class BeganDecoder(nn.Module):
   """FC to 8×8×n; per block two 3×3 convs + ELU, nearest ×2 between blocks; a last conv, no activation."""
 
-  def __init__(self, latent, n=64, stages=2):
+  def __init__(self, latent, n=64):
     super().__init__()
+    stages = began_stages()
     self.n = n
     self.fc = nn.Linear(latent, 8 * 8 * n)
     layers = []
@@ -426,8 +451,10 @@ class UpResidualBlock(nn.Module):
 
 
 class AAEEncoder(nn.Module):
-  def __init__(self, code=64, stem=64, channels=(64, 128, 256, 512), strides=(1, 2, 2, 1)):
+  def __init__(self, code=64, stem=64, channels=(64, 128, 256, 512)):
     super().__init__()
+    downsamples = int(math.log2(IMAGE[1] // 8))  # genjax.nets.aae.encoder_downsamples: the stem's S/2 to 4×4
+    strides = [2 if 1 <= i <= downsamples else 1 for i in range(len(channels))]
     widths = (stem,) + channels
     self.convs = nn.Sequential(norm_act(conv(IMAGE[0], stem, 3, 2, bias=False)),
                                *[ResidualBlock(a, b, s) for a, b, s in zip(widths, channels, strides)])
@@ -440,15 +467,18 @@ class AAEEncoder(nn.Module):
 class AAEDecoder(nn.Module):
   def __init__(self, code=64, stem=512, channels=(256, 128, 64)):
     super().__init__()
-    self.stem = stem
-    self.fc = nn.Linear(code, 16 * stem, bias=False)
+    upsamples = min(int(math.log2(IMAGE[1] // 4)), len(channels))  # genjax.nets.aae.decoder_upsamples
+    if upsamples != len(channels):
+      raise ValueError(f"a {IMAGE[1]}×{IMAGE[1]} decoder takes at most {upsamples} up-blocks, got {len(channels)}")
+    self.stem, self.start = stem, side(upsamples)
+    self.fc = nn.Linear(code, self.start**2 * stem, bias=False)
     widths = (stem,) + channels
     self.convs = nn.Sequential(nn.BatchNorm2d(stem), nn.ReLU(),
                                *[UpResidualBlock(a, b) for a, b in zip(widths, channels)],
                                conv(channels[-1], IMAGE[0], 3), nn.Tanh())
 
   def forward(self, code):
-    return self.convs(self.fc(code).view(-1, self.stem, 4, 4))
+    return self.convs(self.fc(code).view(-1, self.stem, self.start, self.start))
 
 
 def code_generator(noise=64, code=64):
@@ -463,7 +493,8 @@ class ImageDiscriminator(nn.Module):
     super().__init__()
     self.convs = nn.Sequential(conv(IMAGE[0], channels[0], 4, 2), lrelu(),
                                *[norm_act(conv(a, b, 4, 2, bias=False), lrelu) for a, b in zip(channels, channels[1:])])
-    self.fc = nn.Sequential(nn.Flatten(), nn.Linear(16 * channels[-1], hidden), lrelu(), nn.Linear(hidden, 1))
+    self.fc = nn.Sequential(nn.Flatten(), nn.Linear(side(len(channels)) ** 2 * channels[-1], hidden), lrelu(),
+                            nn.Linear(hidden, 1))
 
   def forward(self, x):
     features = self.convs(x)
@@ -570,7 +601,7 @@ class Classifier(nn.Module):
       self.convs.append(nn.Sequential(conv(c_in, c, k, s, bias=False), nn.BatchNorm2d(c)))
       c_in = c
     self.dropout = nn.Dropout(dropout)
-    self.mlp = nn.Sequential(norm_act(nn.Linear(16 * c_in, hidden, bias=False)), nn.Dropout(dropout),
+    self.mlp = nn.Sequential(norm_act(nn.Linear(side(3) ** 2 * c_in, hidden, bias=False)), nn.Dropout(dropout),
                              nn.Linear(hidden, NUM_CLASSES))
 
   def forward(self, x, features=False):
@@ -709,48 +740,70 @@ def synthetic_batch(batch_size):
   return {"image": torch.rand(batch_size, *IMAGE) * 2 - 1, "label": torch.randint(0, NUM_CLASSES, (batch_size,))}
 
 
+def time_method(method, batch_size, steps, device, bf16=False, compile_=False):
+  """Steps/s of `method`'s peer step (after one warm-up step, which with `compile_` also compiles) as a dict."""
+  torch.manual_seed(0)
+  build, step_fn, preset_batch = METHODS[method]
+  batch_size = batch_size or preset_batch
+  nets, opts = build()
+  params = param_counts(nets)
+  if compile_:  # each network compiled (torch.compile's default mode); the step's own code stays eager
+    nets = {name: torch.compile(net) if isinstance(net, nn.Module) and not isinstance(net, nn.ParameterList)
+            else net for name, net in nets.items()}
+  batch = synthetic_batch(batch_size)
+
+  def step():
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+      step_fn(nets, opts, batch)
+
+  synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+  start = time.perf_counter()
+  for _ in range(2 if compile_ else 1):  # warm-up; compiled: the first two (a second graph may follow the first)
+    step()
+  synchronize()
+  warmup_s = time.perf_counter() - start
+  start = time.perf_counter()
+  for _ in range(steps):
+    step()
+  synchronize()
+  steps_per_sec = steps / (time.perf_counter() - start)
+  return {"peer": "pytorch-compile" if compile_ else "pytorch-eager", "torch": torch.__version__, "method": method,
+          "device": str(device), "dtype": "bfloat16" if bf16 else "float32", "image_size": IMAGE[1],
+          "batch_size": batch_size, "threads": torch.get_num_threads(), "warmup_s": round(warmup_s, 2),
+          "steps_per_sec": round(steps_per_sec, 3), "images_per_sec": round(steps_per_sec * batch_size, 1),
+          "params": params}
+
+
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--method", choices=tuple(METHODS) + ("all",), default="vaegan")
+  parser.add_argument("--method", default="vaegan",
+                      help=f"one of {', '.join(METHODS)}, several joined by commas, or all")
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--batch_size", type=int, default=64, help="0: the cifar10 preset's batch size")
+  parser.add_argument("--image_size", type=int, default=32, help="side of the square 3-channel images")
   parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
   parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
   parser.add_argument("--bf16", action="store_true", help="compute under torch.autocast in bfloat16")
+  parser.add_argument("--compile", action="store_true", help="torch.compile each network (default mode)")
   parser.add_argument("--check_params", action="store_true", help="print parameter counts vs genjax's, no training")
   args = parser.parse_args()
+  methods = tuple(METHODS) if args.method == "all" else tuple(args.method.split(","))
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown:
+    parser.error(f"--method: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)} or all")
+  set_image_size(args.image_size)
   torch.manual_seed(0)
   if args.check_params:
-    results = [check_params(m) for m in (METHODS if args.method == "all" else (args.method,))]
+    if args.image_size != 32:
+      parser.error("--check_params compares with genjax's counts at 32×32 (experiments/gpu_check.py: any size)")
+    results = [check_params(m) for m in methods]
     raise SystemExit(0 if all(results) else 1)
-  if args.method == "all":
-    parser.error("--method=all only with --check_params")
   if args.threads:
     torch.set_num_threads(args.threads)
   device = torch.device(args.device)
   torch.set_default_device(device)  # networks, batches and the steps' own random draws are made there
-  build, step_fn, preset_batch = METHODS[args.method]
-  batch_size = args.batch_size or preset_batch
-  nets, opts = build()
-  batch = synthetic_batch(batch_size)
-
-  def step():
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-      step_fn(nets, opts, batch)
-
-  step()  # warm-up
-  synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-  synchronize()
-  start = time.perf_counter()
-  for _ in range(args.steps):
-    step()
-  synchronize()
-  steps_per_sec = args.steps / (time.perf_counter() - start)
-  print(json.dumps({"peer": "pytorch-eager", "torch": torch.__version__, "method": args.method,
-                    "device": str(device), "dtype": "bfloat16" if args.bf16 else "float32",
-                    "batch_size": batch_size, "threads": torch.get_num_threads(),
-                    "steps_per_sec": round(steps_per_sec, 3),
-                    "images_per_sec": round(steps_per_sec * batch_size, 1)}))
+  for method in methods:  # one JSON line each
+    print(json.dumps(time_method(method, args.batch_size, args.steps, device, args.bf16, args.compile)), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from ml_collections import config_flags
 from genjax.cli import config_value, parse_flags, user_errors  # first: it quiets TensorFlow's start-up
 from genjax import data, methods, parallel, progress, validation  # noqa: I001
 from genjax.nets import onednn
+from genjax.state import count_params
 from genjax.train import compile_train_step
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Method config file, e.g. configs/vaegan.py:cifar10.",
@@ -94,6 +95,7 @@ def benchmark(config, num_steps: int = 20, warmup: int = 3, pipeline: bool = Fal
       "init_s": round(init_s, 2), "compile_s": round(compile_s, 2), "steps_per_sec": round(steps_per_sec, 3),
       "images_per_sec": round(steps_per_sec * config.batch_size, 1),
       "flops_per_step": flops, "flops_per_sec": flops * steps_per_sec, "convolutions": onednn.path(),
+      "num_params": {net: count_params(p) for net, p in state.params.items()},
   }
   if pipeline:
     batches = parallel.prefetch(data.create_dataset(config.data, batch_size=config.batch_size // jax.process_count(),

@@ -20,6 +20,8 @@ def test_benchmark_reports_speed_flops_and_pipeline_ratio(tmp_path):
   assert result["convolutions"] == onednn.path()
   assert 0 < result["pipeline_ratio"]
   assert result["devices"] == 8
+  assert set(result["num_params"]) == {"encoder", "decoder", "pixel_log_sigma"}
+  assert result["num_params"]["pixel_log_sigma"] == 1 and result["num_params"]["encoder"] > 1000
 
 
 def test_command_line_prints_one_json_line_and_refuses_bad_configs():

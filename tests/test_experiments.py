@@ -207,6 +207,50 @@ def test_speed_table_times_both_sides_and_divides(tmp_path):
   assert "| vae | 4 |" in (out / "speed.md").read_text()
 
 
+def test_gpu_check_dry_run_writes_the_table_with_ratios_mfu_and_parameter_check(tmp_path):
+  """experiments/gpu_check.py --dry_run on CPU: genjax.bench in both dtypes, a stand-in PyTorch interpreter
+  (its eager and compiled rows, one with genjax's parameter counts and one without), the table."""
+  peer = tmp_path / "peer_python"
+  peer.write_text(
+      "#!/usr/bin/env python3\nimport json, sys\ncompiled = '--compile' in sys.argv\n"
+      "params = {'encoder': 1} if compiled else json.load(open(%r))\n"
+      "print(json.dumps({'method': 'vae', 'images_per_sec': 2.0, 'params': params}))\n" % str(tmp_path / "params"))
+  peer.chmod(0o755)
+  from genjax import bench  # the parameter counts genjax's bench reports, for the stand-in's eager rows
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "vae.py:cifar10"))  # gpu_check's preset
+  config.unlock(); config.update(batch_size=8); config.lock()
+  (tmp_path / "params").write_text(json.dumps(bench.benchmark(config, num_steps=1, warmup=0)["num_params"]))
+  out = tmp_path / "out"
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  env.pop("XLA_FLAGS", None)
+  done = subprocess.run([sys.executable, "experiments/gpu_check.py", "--dry_run", "--methods=vae", "--image_size=32",
+                         f"--torch_python={peer}", "--fashion_steps=0", f"--out={out}"],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  assert done.returncode == 0, done.stderr[-3000:]
+  results = json.loads((out / "gpu_check.json").read_text())
+  assert set(results["genjax"]) == {"vae/float32", "vae/bfloat16"} and results["peak"]["bfloat16_tflops"] > 0
+  assert set(results["torch"]) == {f"vae/{d}/{v}" for d in ("float32", "bfloat16") for v in ("eager", "compile")}
+  rows = {row["dtype"]: row for row in gpu_check.rows_of(results)}
+  ours = results["genjax"]["vae/float32"]
+  assert rows["float32"]["ratio_eager"] == round(ours["images_per_sec"] / 2.0, 2)
+  peak = results["peak"]["bfloat16_tflops"] * 1e12
+  assert rows["float32"]["mfu_pct"] == round(100 * ours["flops_per_step"] * ours["steps_per_sec"] / peak, 1)
+  assert rows["float32"]["params"].startswith("differ")  # the compiled stand-in counts differ
+  assert gpu_check.same_networks(ours["params"], json.loads((tmp_path / "params").read_text()))
+  assert "| vae | float32 |" in (out / "gpu_check.md").read_text()
+
+
+gpu_check = _load("gpu_check")
+
+
+def test_gpu_check_refuses_unknown_methods_and_needs_an_out_directory():
+  for argv, message in ((["--methods=vae,gan9000", "--out=x"], "unknown method(s) gan9000"),
+                        (["--methods=vae"], "--out is required")):
+    done = subprocess.run([sys.executable, "experiments/gpu_check.py", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr.splitlines()[-1]
+
+
 def test_speed_table_refuses_unknown_methods():
   done = subprocess.run([sys.executable, "experiments/speed_table.py", "--methods=vae,gan9000"], cwd=ROOT,
                         capture_output=True, text=True, timeout=120)
