@@ -77,6 +77,10 @@ DIAGNOSTICS = [
     Variant("vaegan_x3", "VAE/GAN, 3× the steps", "vaegan:fashion", (("train.num_steps", "4500"),)),
     Variant("discreg_conv6", "discriminative regularization, conv6 only", "discreg:fashion",
             (("discreg.layers", "('conv6',)"),)),
+    # pythae's "mse" is a unit-variance Gaussian: genjax's VAEs with their pixel σ fixed at 1 are its model
+    Variant("vae_sigma1", "VAE, pixel σ fixed at 1 (pythae's model)", "vae:fashion", (("loss.learn_sigma", "False"),)),
+    Variant("vampprior_sigma1", "VampPrior, pixel σ fixed at 1 (pythae's model)", "vampprior:fashion",
+            (("loss.learn_sigma", "False"),)),
 ]
 VARIANT = {v.name: v for v in VARIANTS + DIAGNOSTICS}
 
@@ -112,6 +116,10 @@ CLASSIFIERS = {
 EXTRACTORS = ("lamb", "mlp")
 # pythae's models and the genjax variant each is set beside (same networks, data and budget).
 PEERS = {"vae": "vae", "vaegan": "vaegan", "aae": "aae", "vamp": "vampprior"}
+# genjax against pythae, (genjax row, pythae row): the presets, and where pythae's model differs (its pixel σ
+# is fixed at 1) the genjax diagnostic with pythae's model.
+PEER_CLAIMS = [("vae", "pythae_vae"), ("vae_sigma1", "pythae_vae"), ("vaegan", "pythae_vaegan"),
+               ("aae", "pythae_aae"), ("vampprior", "pythae_vamp"), ("vampprior_sigma1", "pythae_vamp")]
 
 
 # --- Jobs -----------------------------------------------------------------------------------------------
@@ -393,10 +401,21 @@ def markdown(rows: dict, workdir: str) -> str:
               f"{_cell(rows.get(worse, {}).get(extractor, {}).get('fid', []))}") if "difference" in verdict else "—"
       cells += [pair, verdict["verdict"]]
     lines.append("| " + " | ".join(cells) + " |")
+  labels = {**{v.name: v.label for v in VARIANTS + DIAGNOSTICS}, **{f"pythae_{p}": f"pythae {p}" for p in PEERS}}
+  peers = [(ours, theirs) for ours, theirs in PEER_CLAIMS if ours in rows and theirs in rows]
+  if peers:
+    lines += ["", "| genjax vs pythae (same networks, data, budget) | FID A (genjax vs pythae) | verdict A | FID B | "
+              "verdict B | steps/s (genjax vs pythae) |", "|---|---|---|---|---|---|"]
+    for ours, theirs in peers:
+      cells = [f"{labels[ours]} vs {labels[theirs]}"]
+      for extractor in EXTRACTORS:
+        fids = [rows[r][extractor]["fid"] for r in (ours, theirs)]
+        cells += [f"{_cell(fids[0])} vs {_cell(fids[1])}", claim_verdict(rows, ours, theirs, extractor)["verdict"]]
+      cells.append(f"{_cell(rows[ours]['steps_per_sec'])} vs {_cell(rows[theirs]['steps_per_sec'])}")
+      lines.append("| " + " | ".join(cells) + " |")
   lines += ["", "| row | seeds | steps | steps/s | " + " | ".join(f"{label} A" for _, label in COLUMNS)
             + " | FID B | classes B |", "|" + "---|" * (4 + len(COLUMNS) + 2)]
   names = [v.name for v in VARIANTS + DIAGNOSTICS] + [f"pythae_{p}" for p in PEERS]
-  labels = {**{v.name: v.label for v in VARIANTS + DIAGNOSTICS}, **{f"pythae_{p}": f"pythae {p}" for p in PEERS}}
   for name in names:
     if name not in rows:
       continue
@@ -414,7 +433,7 @@ def write_table(workdir: str, log=print) -> None:
   with open(os.path.join(workdir, "fashion_claims.md"), "w") as f:
     f.write(table)
   verdicts = {f"{better} vs {worse}": {e: claim_verdict(rows, better, worse, e) for e in EXTRACTORS}
-              for _, _, better, worse in CLAIMS + DIAGNOSTIC_CLAIMS}
+              for _, _, better, worse in CLAIMS + DIAGNOSTIC_CLAIMS + [("", "", *p) for p in PEER_CLAIMS]}
   with open(os.path.join(workdir, "fashion_claims.json"), "w") as f:
     json.dump({"rows": rows, "claims": verdicts}, f, indent=2)
   figure = samples_figure(workdir)
