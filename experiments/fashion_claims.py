@@ -118,6 +118,7 @@ EXTRACTORS = ("lamb", "mlp")
 PEERS = {"vae": "vae", "vaegan": "vaegan", "aae": "aae", "vamp": "vampprior"}
 # genjax against pythae, (genjax row, pythae row): the presets, and where pythae's model differs (its pixel σ
 # is fixed at 1) the genjax diagnostic with pythae's model.
+PEER_VERDICTS = {"holds": "genjax better", "reversed": "pythae better"}
 PEER_CLAIMS = [("vae", "pythae_vae"), ("vae_sigma1", "pythae_vae"), ("vaegan", "pythae_vaegan"),
                ("aae", "pythae_aae"), ("vampprior", "pythae_vamp"), ("vampprior_sigma1", "pythae_vamp")]
 
@@ -410,7 +411,8 @@ def markdown(rows: dict, workdir: str) -> str:
       cells = [f"{labels[ours]} vs {labels[theirs]}"]
       for extractor in EXTRACTORS:
         fids = [rows[r][extractor]["fid"] for r in (ours, theirs)]
-        cells += [f"{_cell(fids[0])} vs {_cell(fids[1])}", claim_verdict(rows, ours, theirs, extractor)["verdict"]]
+        verdict = claim_verdict(rows, ours, theirs, extractor)["verdict"]
+        cells += [f"{_cell(fids[0])} vs {_cell(fids[1])}", PEER_VERDICTS.get(verdict, verdict)]
       cells.append(f"{_cell(rows[ours]['steps_per_sec'])} vs {_cell(rows[theirs]['steps_per_sec'])}")
       lines.append("| " + " | ".join(cells) + " |")
   lines += ["", "| row | seeds | steps | steps/s | " + " | ".join(f"{label} A" for _, label in COLUMNS)
