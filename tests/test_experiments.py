@@ -334,6 +334,11 @@ def test_the_table_gathers_every_evaluated_seed_on_disk(tmp_path):
   evaluated(fashion_claims.run_dir(str(tmp_path), "vaegan_x3", 0), 9.0)
   table = fashion_claims.markdown(fashion_claims.gather(str(tmp_path)), str(tmp_path))
   assert "| Larsen et al. 2016, 3× the steps | VAE/GAN beats the VAE | 9 vs 8 | 1 seed(s): not enough to say |" in table
+  assert "genjax vs pythae" not in table
+  for seed, fid in ((0, 30.0), (1, 31.0), (2, 32.0)):  # pythae's VAE, worse beyond the spread
+    evaluated(fashion_claims.peer_dir(str(tmp_path), "vae", seed), fid)
+  table = fashion_claims.markdown(fashion_claims.gather(str(tmp_path)), str(tmp_path))
+  assert "| VAE vs pythae vae | 12 ± 2 vs 31 ± 1 | genjax better |" in table
 
 
 def test_evaluations_follow_the_runs_they_score():
