@@ -741,7 +741,7 @@ def synthetic_batch(batch_size):
 
 
 def time_method(method, batch_size, steps, device, bf16=False, compile_=False):
-  """Steps/s of `method`'s peer step (after one warm-up step, which with `compile_` also compiles) as a dict."""
+  """Steps/s of `method`'s peer step after its warm-up (one step; two under `compile_`, which compile) as a dict."""
   torch.manual_seed(0)
   build, step_fn, preset_batch = METHODS[method]
   batch_size = batch_size or preset_batch
