@@ -30,11 +30,16 @@ TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: up to 2 GiB of free heap top
 _applied: list[bool] = []
 
 
-def _runs_on_cpu() -> bool:
-  """Whether JAX's default backend will be the CPU, decided without starting JAX (that starts its threads)."""
+def _platforms() -> str:
+  """JAX's platform setting, read without starting JAX (that starts its threads)."""
   platforms = os.environ.get("JAX_PLATFORMS") or os.environ.get("JAX_PLATFORM_NAME") or ""
   if "jax" in sys.modules:
     platforms = sys.modules["jax"].config.jax_platforms or platforms
+  return platforms
+
+
+def _runs_on_cpu(platforms: str) -> bool:
+  """Whether JAX's default backend will be the CPU: the first platform named, or no GPU/TPU plugin installed."""
   if platforms:
     return platforms.split(",")[0].strip().lower() == "cpu"
   spec = importlib.util.find_spec("jax_plugins")  # Where JAX finds GPU plugins (see xla_bridge).
@@ -46,7 +51,7 @@ def _runs_on_cpu() -> bool:
 def keep_step_memory() -> bool:
   """One malloc arena, no mmap, no heap trimming below TRIM_THRESHOLD; whether it was applied (once)."""
   if not _applied:
-    _applied.append(os.environ.get("GENJAX_MALLOC", "") != "default" and _runs_on_cpu() and _mallopt())
+    _applied.append(os.environ.get("GENJAX_MALLOC", "") != "default" and _runs_on_cpu(_platforms()) and _mallopt())
   return _applied[0]
 
 

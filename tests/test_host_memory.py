@@ -1,0 +1,49 @@
+"""genjax.host_memory: on CPU a step's large temporaries stop costing fresh pages every step."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from genjax import host_memory
+
+# Each call sorts 64 MiB, so XLA:CPU allocates a 64 MiB temporary per call; prints the page faults of
+# the last calls, once glibc's heap has settled.
+_FAULTS_PER_CALL = """
+import json, resource, sys
+import genjax
+import jax, jax.numpy as jnp
+sort_sum = jax.jit(lambda x: (jnp.sort(x) * x).sum())
+x = jnp.ones(1 << 24)
+faults = []
+for _ in range(16):
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  sort_sum(x).block_until_ready()
+  faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"applied": genjax.host_memory.keep_step_memory(), "faults": faults[8:]}))
+"""
+_BLOCK_PAGES = (4 << 24) // 4096  # one 64 MiB block in 4 KiB pages
+
+
+def _faults(**env):
+  done = subprocess.run([sys.executable, "-c", _FAULTS_PER_CALL], capture_output=True, text=True, check=True,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu", **env})
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_steps_temporaries_stop_faulting_in_fresh_pages():
+  kept, default = _faults(), _faults(GENJAX_MALLOC="default")
+  assert kept["applied"] and not default["applied"]
+  # glibc's defaults: a fresh mmap, so every page of the block faults, on (nearly) every call.
+  assert sorted(default["faults"])[len(default["faults"]) // 2] >= _BLOCK_PAGES
+  # Kept: the heap has grown to hold the block and most calls fault in nothing.
+  assert sorted(kept["faults"])[len(kept["faults"]) // 2] < _BLOCK_PAGES // 20
+
+
+def test_only_where_jax_runs_on_the_cpu():
+  assert host_memory._runs_on_cpu("cpu") and host_memory._runs_on_cpu("cpu,tpu")
+  assert not host_memory._runs_on_cpu("tpu") and not host_memory._runs_on_cpu("cuda,cpu")
+  assert host_memory._runs_on_cpu("")  # this machine: no GPU or TPU plugin installed
