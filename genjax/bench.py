@@ -24,7 +24,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from genjax.cli import config_value, parse_flags, user_errors  # first: it quiets TensorFlow's start-up
-from genjax import data, methods, parallel, progress, validation  # noqa: I001
+from genjax import data, host_memory, methods, parallel, progress, validation  # noqa: I001
 from genjax.nets import onednn
 from genjax.state import count_params
 from genjax.train import compile_train_step
@@ -126,4 +126,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  host_memory.keep_step_memory()  # Before JAX starts its threads: see genjax/host_memory.py.
   app.run(main, flags_parser=parse_flags)

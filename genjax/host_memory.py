@@ -1,4 +1,4 @@
-"""Keeps a CPU step's working memory mapped between steps (glibc's malloc; set once, when genjax is imported).
+"""Keeps a CPU step's working memory mapped between steps (glibc's malloc), for long CPU runs.
 
 XLA:CPU allocates each execution's temporaries as one block on its worker threads (the VampPrior's
 `cifar10` step: 312 MB). glibc serves a block that large on a worker thread with a fresh mmap and
@@ -6,14 +6,16 @@ returns it with munmap when the step ends, so the kernel maps and zeroes every p
 step: 76,000 page faults and 0.14 CPU-seconds of a 0.83 s step on the 2-core CI machine, where PyTorch,
 allocating on its main thread, pays almost none. With one arena, no mmap and no trimming of the heap's
 free top below TRIM_THRESHOLD, the freed block stays in the heap and the next step reuses it: no page
-faults once the heap has grown. The cost: the process keeps its peak heap until it exits, as caching
+faults once the heap has grown. The costs: the process keeps its peak heap until it exits, as caching
 allocators do, and a few blocks more while it settles (that step: 1.7 GB resident after 20 steps against
-1.2 GB, then flat).
+1.2 GB, then flat); and XLA's compiler, whose threads now share one arena, compiles about a quarter
+slower (the learned-prior AAE's step: 12–15 s against 10–12 s).
 
-It only takes effect for threads that have not allocated yet, hence at import, before JAX starts its
-thread pools. It is applied only where JAX will run on the CPU (JAX_PLATFORMS=cpu, or no GPU/TPU plugin
-installed): on an accelerator host the input pipeline's threads keep their own arenas.
-GENJAX_MALLOC=default keeps glibc's defaults; with other C libraries (musl, macOS) nothing changes.
+`python -m genjax.main` and `python -m genjax.bench` call keep_step_memory() first; code that runs
+genjax's train steps itself calls it before JAX starts (it only takes effect for threads that have not
+allocated yet). It does nothing unless JAX will run on the CPU (JAX_PLATFORMS=cpu, or no GPU/TPU plugin
+installed: on an accelerator host the input pipeline's threads keep their own arenas), with
+GENJAX_MALLOC=default, or with another C library (musl, macOS).
 """
 
 import ctypes

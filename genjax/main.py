@@ -16,6 +16,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from genjax.cli import config_value, parse_flags, user_errors  # light: a bad flag is answered at once
+from genjax import host_memory
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Method config: configs/<method>.py[:preset] or "
                                           "<method>[:preset], e.g. vaegan:cifar10.", lock_config=True)
@@ -60,4 +61,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  host_memory.keep_step_memory()  # Before JAX starts its threads: see genjax/host_memory.py.
   app.run(main, flags_parser=parse_flags)
