@@ -8,8 +8,8 @@
 //
 // Threads: XLA:CPU hands a custom call its intra-op thread pool. Each call splits its batch into chunks
 // (two per pool thread for forward and backward-data, one for the kernel gradient) and runs oneDNN
-// single-threaded on each chunk, on that pool, the calling thread taking part. oneDNN's own OpenMP threads are never
-// started, so no second pool competes with XLA's.
+// single-threaded on each chunk, on that pool, the calling thread taking part. oneDNN's own OpenMP
+// threads are never started, so no second pool competes with XLA's.
 
 #include <omp.h>
 
@@ -50,7 +50,8 @@ void UseOneThread() {
 // some thread has claimed, so a pool of one thread, or one busy with this very call, cannot deadlock; a
 // task that starts after all chunks are claimed returns at once. The first exception a chunk throws is
 // rethrown in the caller (an exception escaping a pool thread would end the process).
-void ParallelFor(ffi::ThreadPool& pool, int64_t n, int64_t workers, const std::function<void(int64_t)>& body) {
+void ParallelFor(ffi::ThreadPool& pool, int64_t n, int64_t workers,
+                 const std::function<void(int64_t)>& body) {
   if (n == 1) return body(0);
   struct State {
     std::atomic<int64_t> next{0}, done{0};
