@@ -53,15 +53,26 @@ def _leaves(tree):
 
 ONEDNN = onednn.available(jnp.float32)
 _NEEDS_ONEDNN = pytest.mark.skipif(not ONEDNN, reason=onednn.path())
-# "onednn_split": every batch in 3 chunks at least, as on 3 threads (uneven, and kernel gradients summed).
-PATHS = [pytest.param("onednn", marks=_NEEDS_ONEDNN), pytest.param("onednn_split", marks=_NEEDS_ONEDNN), "xla"]
+# "onednn": each kernel gradient by the form its output map picks. "onednn_split": every batch in 3
+# chunks at least, as on 3 threads (uneven), and every kernel gradient by oneDNN's direct kernel (the
+# chunks' partial sums summed). "onednn_taps": every kernel gradient tap by tap, over a few rows at a time.
+PATHS = [pytest.param(path, marks=_NEEDS_ONEDNN)
+         for path in ("onednn", "onednn_split", "onednn_taps")] + ["xla"]
 
 
+@contextlib.contextmanager
 def _on_path(path):
-  """Traces (and runs) what is inside on `path`."""
-  if path == "xla":
-    return onednn.disabled()
-  return onednn.split_batch(3) if path == "onednn_split" else contextlib.nullcontext()
+  """Traces and runs what is inside on `path`: block on results inside, as the oneDNN settings apply when
+  a call runs, and JAX dispatches asynchronously."""
+  with contextlib.ExitStack() as stack:
+    if path == "xla":
+      stack.enter_context(onednn.disabled())
+    elif path == "onednn_split":
+      stack.enter_context(onednn.split_batch(3))
+      stack.enter_context(onednn.kernel_gradient(by_taps=False))
+    elif path == "onednn_taps":
+      stack.enter_context(onednn.kernel_gradient(by_taps=True, block_bytes=64))  # 64 B: a few pixels' rows
+    yield
 
 
 @pytest.fixture(params=PATHS)
@@ -95,7 +106,7 @@ def _compare_to_flax(x_shape, padding="SAME", ours_cls=ConvTranspose,
   assert jax.eval_shape(ours.init, jax.random.key(1), x) == params
   params, x, cotangent = _random_like((params, x, y))
   with _on_path(path):
-    got, want = _outputs_and_vjps(params, x, cotangent, (ours, ref), path == "xla")
+    got, want = jax.block_until_ready(_outputs_and_vjps(params, x, cotangent, (ours, ref), path == "xla"))
   assert got[0].shape == want[0].shape
   for g, w in zip(_leaves(got), _leaves(want)):
     np.testing.assert_allclose(g, w, **TOL)
@@ -219,7 +230,7 @@ def test_convs_inside_scan_match_flax(path):
     return lax.scan(step, params, None, length=3)
 
   with _on_path(path):
-    got = jax.jit(train, static_argnums=1)(params, True)
+    got = jax.block_until_ready(jax.jit(train, static_argnums=1)(params, True))
     assert ("genjax_onednn" in jax.jit(train, static_argnums=1).lower(params, True).as_text()) == (path != "xla")
   want = jax.jit(train, static_argnums=1)(params, False)
   for g, w in zip(_leaves(got), _leaves(want)):
@@ -241,7 +252,7 @@ def test_convs_under_vmap_match_flax(path):
                loss, (None, 0, None))(p, x, ours)))(p), params)}
   for name, (f, p) in cases.items():
     with _on_path(path):
-      got = jax.jit(f, static_argnums=2)(p, x, True)
+      got = jax.block_until_ready(jax.jit(f, static_argnums=2)(p, x, True))
     want = jax.jit(f, static_argnums=2)(p, x, False)
     for g, w in zip(_leaves(got), _leaves(want)):
       np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=name)
@@ -261,7 +272,7 @@ def test_convs_with_the_batch_sharded_over_8_devices(path):
                jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
   with _on_path(path):
     sharded = jax.jit(grads, static_argnums=2, in_shardings=shardings).lower(params, x, True).compile()
-    got = sharded(params, x)
+    got = jax.block_until_ready(sharded(params, x))
   want = jax.jit(grads, static_argnums=2)(params, x, False)
   for g, w in zip(_leaves(got), _leaves(want)):
     np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)

@@ -19,7 +19,8 @@ instead, about twice as fast as XLA:CPU's: forward, input and kernel gradients a
 under a `custom_vjp`, the transposed conv as oneDNN's input gradient of a conv. The forms above are
 then XLA's fallback, kept for GPU/TPU and wherever oneDNN is not there.
 
-Run `python -m genjax.nets.layers` to time both forms, and both paths.
+Run `python -m genjax.nets.layers` to time both forms, both paths, and both forms of oneDNN's kernel
+gradient.
 """
 
 import functools
@@ -36,6 +37,7 @@ from flax.linen.dtypes import promote_dtype
 from flax.linen.linear import canonicalize_padding, default_kernel_init
 from jax import lax
 
+from genjax import host_memory
 from genjax.nets import onednn
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -341,6 +343,35 @@ def benchmark_paths(repeats: int = 5) -> None:
         f"{len(os.sched_getaffinity(0))} usable by this process")
 
 
+def benchmark_kernel_gradients(repeats: int = 5) -> None:
+  """Prints the time of oneDNN's direct kernel gradient and of the tap-by-tap one on three preset layers
+  (5×5 stride 2 unless said; 128 images as DCGAN's discriminator sees at batch 64), alternated. Each call
+  outside the benchmark goes tap by tap where its output map has at most 16 pixels (onednn_conv.cc)."""
+  if not onednn.available(jnp.float32):
+    print(f"convolutions: {onednn.path()}: nothing to compare")
+    return
+  cases = {"DCGAN D 8x8x256 -> 4x4x512": ((128, 8, 8, 256), (5, 5, 256, 512), (2, 2), ((1, 2), (1, 2))),
+           "AAE 4x4x512 -> 4x4x512 (3x3)": ((64, 4, 4, 512), (3, 3, 512, 512), (1, 1), ((1, 1), (1, 1))),
+           "DCGAN D 16x16x128 -> 8x8x256": ((128, 16, 16, 128), (5, 5, 128, 256), (2, 2), ((1, 2), (1, 2)))}
+  for name, (x_shape, w_shape, strides, padding) in cases.items():
+    x = jax.random.normal(jax.random.key(0), x_shape)
+    dy = jax.random.normal(jax.random.key(1), (x_shape[0], *[
+        (n + lo + hi - k) // s + 1 for n, k, s, (lo, hi) in zip(x_shape[1:3], w_shape[:2], strides, padding)],
+        w_shape[3]))
+    gradient = jax.jit(lambda x, dy: onednn.conv_backward_weights(x, dy, w_shape, strides, padding))
+
+    def form(by_taps):
+      def run(x, dy):
+        with onednn.kernel_gradient(by_taps):
+          return jax.block_until_ready(gradient(x, dy))  # Inside: the setting holds while the call runs.
+      return run, (x, dy)
+    print(f"{name}, {x_shape[0]} images:")
+    best = _time_alternated({"direct": form(False), "tap by tap": form(True)}, repeats)
+    print(f"  tap by tap at {best['direct'] / best['tap by tap']:.2f}x the direct kernel's speed")
+
+
 if __name__ == "__main__":
+  host_memory.keep_step_memory()  # As genjax.main and genjax.bench run: see genjax/host_memory.py.
   benchmark()
   benchmark_paths()
+  benchmark_kernel_gradients()

@@ -11,8 +11,10 @@ GENJAX_ONEDNN=0. genjax logs once which path it takes.
 
   python -m genjax.nets.onednn      # builds the extension and says which path convolutions take
 
-The calls run oneDNN single-threaded on batch chunks spread over XLA's own intra-op thread pool;
-under SPMD sharding they keep the batch sharded (the kernel gradient is summed over the batch axes).
+The calls run oneDNN single-threaded on batch chunks spread over XLA's own intra-op thread pool (the
+kernel gradient of an output map of at most 16 pixels: one matmul per kernel tap over the whole batch,
+the taps spread over the pool); under SPMD sharding they keep the batch sharded (the kernel gradient is
+summed over the batch axes).
 """
 
 import contextlib
@@ -136,13 +138,31 @@ def disabled():
 @contextlib.contextmanager
 def split_batch(chunks: int):
   """Runs every oneDNN call inside on at least `chunks` batch chunks (as on that many threads), so that
-  tests check the split and the kernel gradient's sum on any machine."""
+  tests check the split and the kernel gradient's sum on any machine. The setting holds while calls run:
+  wait for their results inside (jax.block_until_ready), as JAX dispatches asynchronously."""
   lib = _load()[0]
   lib.genjax_onednn_set_min_chunks(ctypes.c_int64(chunks))
   try:
     yield
   finally:
     lib.genjax_onednn_set_min_chunks(ctypes.c_int64(1))
+
+
+@contextlib.contextmanager
+def kernel_gradient(by_taps: bool, block_bytes: int | None = None):
+  """Runs every kernel gradient inside tap by tap (`by_taps`) or by oneDNN's direct kernel whatever the
+  output map's size, and the tap matmuls over `block_bytes` of input rows at a time: tests check both
+  forms and the sum over blocks on any shape (wait for results inside, as for split_batch). Outside, each
+  call picks by its output map (onednn_conv.cc)."""
+  lib = _load()[0]
+  lib.genjax_onednn_set_tap_block_bytes.restype = ctypes.c_int64
+  mode = lib.genjax_onednn_set_weights_by_taps(ctypes.c_int(int(by_taps)))
+  block = lib.genjax_onednn_set_tap_block_bytes(ctypes.c_int64(block_bytes or 0))
+  try:
+    yield
+  finally:
+    lib.genjax_onednn_set_weights_by_taps(ctypes.c_int(mode))
+    lib.genjax_onednn_set_tap_block_bytes(ctypes.c_int64(block))
 
 
 def pool_threads() -> int:
