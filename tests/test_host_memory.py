@@ -19,7 +19,7 @@ import jax, jax.numpy as jnp
 sort_sum = jax.jit(lambda x: (jnp.sort(x) * x).sum())
 x = jnp.ones(1 << 22)
 faults = []
-for _ in range(12):
+for _ in range(16):
   before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   sort_sum(x).block_until_ready()
   faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -39,9 +39,11 @@ def test_a_steps_temporaries_stop_faulting_in_fresh_pages():
   kept, default = _faults(), _faults(GENJAX_MALLOC="default")
   assert kept["applied"] and not default["applied"]
   # glibc's defaults: a fresh mmap, so every page of the temporaries faults, on every call.
-  assert sorted(default["faults"])[len(default["faults"]) // 2] >= 4 * _ARRAY_PAGES
-  # Kept: the heap has grown to hold them and most calls fault in nothing.
-  assert sorted(kept["faults"])[len(kept["faults"]) // 2] < _ARRAY_PAGES // 20
+  assert min(default["faults"]) >= 4 * _ARRAY_PAGES
+  # Kept: the heap has grown to hold them, calls fault in nothing, and at most a few calls one array's pages
+  # (measured: 0 in most calls; with other processes busy on the cores, 16 MiB in up to 4 of 10).
+  assert min(kept["faults"]) < _ARRAY_PAGES // 20
+  assert sum(kept["faults"]) <= sum(default["faults"]) / 4
 
 
 def test_only_where_jax_runs_on_the_cpu():
