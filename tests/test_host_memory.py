@@ -38,8 +38,9 @@ def _faults(**env):
 def test_a_steps_temporaries_stop_faulting_in_fresh_pages():
   kept, default = _faults(), _faults(GENJAX_MALLOC="default")
   assert kept["applied"] and not default["applied"]
-  # glibc's defaults: a fresh mmap, so every page of the temporaries faults, on every call.
-  assert min(default["faults"]) >= 4 * _ARRAY_PAGES
+  # glibc's defaults: a fresh mmap, so every page of the temporaries faults, on every call (measured:
+  # 4-5 arrays' pages per call).
+  assert min(default["faults"]) >= 3 * _ARRAY_PAGES
   # Kept: the heap has grown to hold them, calls fault in nothing, and at most a few calls one array's pages
   # (measured: 0 in most calls; with other processes busy on the cores, 16 MiB in up to 4 of 10).
   assert min(kept["faults"]) < _ARRAY_PAGES // 20
